@@ -1,0 +1,1 @@
+"""genie_jax: Genie in JAX/Flax."""

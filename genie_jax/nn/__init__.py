@@ -1,0 +1,26 @@
+"""Neural-network building blocks shared by the tokenizer, LAM, dynamics model and WAM.
+
+Shape legend, used in tensor names (`x_BTND`) and einsum strings throughout the project:
+
+  B batch             T frames            H, W patch grid       N = H*W tokens per frame
+  D model width       K attention heads   Dh head dim           F MLP width
+  V codebook size     A latent actions    C pixel channels      L text tokens
+  E latent (code) dim P patch pixels (p*p*C)
+"""
+
+from genie_jax.nn.attention import Attention
+from genie_jax.nn.patchify import patchify, unpatchify
+from genie_jax.nn.posemb import FactorizedPositionEmbedding
+from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
+from genie_jax.nn.st_transformer import STBlock, STTransformer
+
+__all__ = [
+    "Attention",
+    "FactorizedPositionEmbedding",
+    "STBlock",
+    "STTransformer",
+    "VectorQuantizer",
+    "patchify",
+    "reset_dead_codes",
+    "unpatchify",
+]

@@ -1,0 +1,67 @@
+"""Multi-head self-attention through `jax.nn.dot_product_attention`.
+
+`jax.nn.dot_product_attention` lowers to cuDNN flash attention on GPUs (bf16/fp16) and to
+plain XLA elsewhere, so the same module runs on a laptop CPU, a GPU and a TPU.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class Attention(nn.Module):
+    """Self-attention over the second axis of x_SLD ([S, L, D]: S independent sequences).
+
+    The ST block calls it with S = B*T, L = N for spatial attention and S = B*N, L = T (causal)
+    for temporal attention.
+    """
+
+    num_heads: int  # K
+    qk_norm: bool = False  # RMS-normalize queries and keys (Genie dynamics uses it)
+    dtype: jnp.dtype = jnp.float32  # compute dtype
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_SLD: jax.Array, *, causal: bool) -> jax.Array:
+        dim = x_SLD.shape[-1]
+        if dim % self.num_heads:
+            raise ValueError(f"model width {dim} is not divisible by {self.num_heads} heads")
+        head_dim = dim // self.num_heads
+        # Explicit kernels + einsum rather than nn.DenseGeneral: DenseGeneral reshapes its boxed
+        # multi-axis kernel, which breaks logical sharding constraints under a mesh.
+        qkv_init = nn.initializers.variance_scaling(
+            1.0, "fan_in", "truncated_normal", in_axis=0, out_axis=(1, 2, 3)
+        )
+        qkv_DCKH = self.param(
+            "qkv",
+            nn.with_logical_partitioning(qkv_init, ("embed", "qkv", "heads", "head_dim")),
+            (dim, 3, self.num_heads, head_dim),
+            self.param_dtype,
+        )
+        out_init = nn.initializers.variance_scaling(
+            1.0, "fan_in", "truncated_normal", in_axis=(0, 1), out_axis=2
+        )
+        out_KHD = self.param(
+            "out",
+            nn.with_logical_partitioning(out_init, ("heads", "head_dim", "embed")),
+            (self.num_heads, head_dim, dim),
+            self.param_dtype,
+        )
+        x_SLD = x_SLD.astype(self.dtype)
+        qkv_SLCKH = jnp.einsum("sld,dckh->slckh", x_SLD, qkv_DCKH.astype(self.dtype))
+        q_SLKH, k_SLKH, v_SLKH = (qkv_SLCKH[:, :, i] for i in range(3))
+        if self.qk_norm:
+            q_SLKH = self._rms_norm("q_norm", q_SLKH)
+            k_SLKH = self._rms_norm("k_norm", k_SLKH)
+        out_SLKH = jax.nn.dot_product_attention(q_SLKH, k_SLKH, v_SLKH, is_causal=causal)
+        return jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
+
+    def _rms_norm(self, name: str, x_SLKH: jax.Array) -> jax.Array:
+        # Normalize in fp32: bf16 sums of squares lose the small heads.
+        normed = nn.RMSNorm(
+            dtype=jnp.float32,
+            param_dtype=self.param_dtype,
+            scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("head_dim",)),
+            name=name,
+        )(x_SLKH.astype(jnp.float32))
+        return normed.astype(self.dtype)

@@ -1,0 +1,156 @@
+"""Vector quantizer (VQ-VAE, van den Oord et al. 2017) as used by Genie's tokenizer and LAM.
+
+Straight-through estimator, codebook + commitment losses, usage and perplexity metrics, and
+dead-code reset. Codes and inputs are l2-normalized by default (ViT-VQGAN's factorized codes:
+Genie's 32-d latents follow that recipe), which keeps many codes in use.
+
+Dead-code reset: every code carries a `steps_unused` counter in the `vq_stats` collection; the
+train step calls `reset_dead_codes` after the update, moving codes unused for `threshold`
+steps onto a live code plus noise (the LAM-collapse remedy listed in GENIE_FACTS).
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+
+def _l2_normalize(x: jax.Array) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
+
+
+class VectorQuantizer(nn.Module):
+    """Quantizes [..., E] vectors to the nearest of V codes."""
+
+    codebook_size: int  # V
+    code_dim: int  # E
+    commitment_weight: float = 0.25  # beta in the VQ-VAE loss
+    normalize: bool = True  # l2-normalize inputs and codes (cosine-similarity lookup)
+    param_dtype: Any = jnp.float32
+
+    def setup(self):
+        init = nn.initializers.normal(stddev=1.0)
+        self.codebook_VE = self.param(
+            "codebook",
+            nn.with_logical_partitioning(init, ("codebook", "code")),
+            (self.codebook_size, self.code_dim),
+            self.param_dtype,
+        )
+        self.steps_unused_V = self.variable(
+            "vq_stats", "steps_unused", jnp.zeros, (self.codebook_size,), jnp.int32
+        )
+
+    def codes(self) -> jax.Array:
+        """The effective codebook [V, E] (normalized if `normalize`)."""
+        codebook_VE = jnp.asarray(self.codebook_VE, jnp.float32)
+        return _l2_normalize(codebook_VE) if self.normalize else codebook_VE
+
+    def lookup(self, indices: jax.Array) -> jax.Array:
+        """Integer indices [...] -> code vectors [..., E]."""
+        return jnp.take(self.codes(), indices, axis=0)
+
+    def __call__(self, z_XE: jax.Array, *, train: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """z [..., E] -> (straight-through quantized z [..., E] in fp32, aux).
+
+        aux: `indices` [...], `loss` (codebook + beta * commitment), `codebook_loss`,
+        `commitment_loss`, `perplexity`, `usage` (fraction of codes used in this batch),
+        `counts` [V].
+        """
+        if z_XE.shape[-1] != self.code_dim:
+            raise ValueError(f"quantizer expects {self.code_dim}-d inputs, got {z_XE.shape}")
+        lead_shape = z_XE.shape[:-1]
+        z_ME = z_XE.reshape(-1, self.code_dim).astype(jnp.float32)
+        if self.normalize:
+            z_ME = _l2_normalize(z_ME)
+        codes_VE = self.codes()
+        distance_MV = (
+            jnp.sum(z_ME**2, axis=-1, keepdims=True)
+            - 2.0 * jnp.einsum("me,ve->mv", z_ME, codes_VE)
+            + jnp.sum(codes_VE**2, axis=-1)[None, :]
+        )
+        indices_M = jnp.argmin(distance_MV, axis=-1)
+        q_ME = jnp.take(codes_VE, indices_M, axis=0)
+
+        codebook_loss = jnp.mean((jax.lax.stop_gradient(z_ME) - q_ME) ** 2)
+        commitment_loss = jnp.mean((z_ME - jax.lax.stop_gradient(q_ME)) ** 2)
+        # Straight-through: the forward value is exactly the code (z - z == 0; z + (q - z) can
+        # be off by an ulp), the gradient w.r.t. z is the identity, none reaches the codebook.
+        q_st_ME = jax.lax.stop_gradient(q_ME) + (z_ME - jax.lax.stop_gradient(z_ME))
+
+        counts_V = jnp.sum(jax.nn.one_hot(indices_M, self.codebook_size, dtype=jnp.int32), axis=0)
+        probs_V = counts_V / jnp.maximum(jnp.sum(counts_V), 1)
+        entropy = -jnp.sum(jnp.where(probs_V > 0, probs_V * jnp.log(probs_V), 0.0))
+        if train and not self.is_initializing():
+            self.steps_unused_V.value = jnp.where(counts_V > 0, 0, self.steps_unused_V.value + 1)
+
+        aux = {
+            "indices": indices_M.reshape(lead_shape),
+            "loss": codebook_loss + self.commitment_weight * commitment_loss,
+            "codebook_loss": codebook_loss,
+            "commitment_loss": commitment_loss,
+            "perplexity": jnp.exp(entropy),
+            "usage": jnp.mean(counts_V > 0),
+            "counts": counts_V,
+        }
+        return q_st_ME.reshape(*lead_shape, self.code_dim), aux
+
+
+def _reset_codebook(
+    codebook_VE: jax.Array,
+    steps_unused_V: jax.Array,
+    rng: jax.Array,
+    threshold: int,
+    noise_scale: float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    dead_V = steps_unused_V >= threshold
+    live_logits_V = jnp.where(dead_V, -jnp.inf, 0.0)
+    # If every code is dead (only possible with threshold 0), fall back to all codes.
+    live_logits_V = jnp.where(jnp.all(dead_V), 0.0, live_logits_V)
+    source_rng, noise_rng = jax.random.split(rng)
+    source_V = jax.random.categorical(source_rng, live_logits_V, shape=steps_unused_V.shape)
+    scale = noise_scale * jnp.std(codebook_VE)
+    noise_VE = scale * jax.random.normal(noise_rng, codebook_VE.shape, codebook_VE.dtype)
+    revived_VE = codebook_VE[source_V] + noise_VE
+    new_codebook_VE = jnp.where(dead_V[:, None], revived_VE, codebook_VE)
+    new_steps_unused_V = jnp.where(dead_V, 0, steps_unused_V)
+    return new_codebook_VE, new_steps_unused_V, jnp.sum(dead_V)
+
+
+def reset_dead_codes(
+    params: dict,
+    vq_stats: dict,
+    rng: jax.Array,
+    *,
+    threshold: int,
+    noise_scale: float = 0.1,
+) -> tuple[dict, dict, jax.Array]:
+    """Revives dead codes in every quantizer of a model.
+
+    Finds each `.../codebook` parameter with a matching `.../steps_unused` counter in
+    `vq_stats`; codes unused for >= `threshold` steps become a random live code plus Gaussian
+    noise (`noise_scale` times the codebook's std) and their counters restart.
+
+    Returns (params, vq_stats, number of codes reset).
+    """
+    flat_params = traverse_util.flatten_dict(params)
+    flat_stats = traverse_util.flatten_dict(vq_stats)
+    num_reset = jnp.zeros((), jnp.int32)
+    for path, steps_unused_V in flat_stats.items():
+        if path[-1] != "steps_unused":
+            continue
+        codebook_path = path[:-1] + ("codebook",)
+        if codebook_path not in flat_params:
+            raise KeyError(f"vq_stats entry {'/'.join(path)} has no codebook parameter")
+        rng, code_rng = jax.random.split(rng)
+        codebook_VE, flat_stats[path], count = _reset_codebook(
+            flat_params[codebook_path], steps_unused_V, code_rng, threshold, noise_scale
+        )
+        flat_params[codebook_path] = codebook_VE
+        num_reset = num_reset + count
+    return (
+        traverse_util.unflatten_dict(flat_params),
+        traverse_util.unflatten_dict(flat_stats),
+        num_reset,
+    )

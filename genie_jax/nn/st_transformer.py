@@ -1,0 +1,153 @@
+"""Spatiotemporal (ST) transformer (Genie §2, Fig. 4).
+
+Each block: spatial attention over the N tokens of one frame, then causal temporal attention
+over the T tokens at one patch position, then a single MLP (Genie drops the post-spatial MLP).
+Pre-norm residual blocks; no positional encoding inside (it is added once at the input).
+"""
+
+from typing import Any
+
+import einops
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from genie_jax.nn.attention import Attention
+
+# Block-boundary activation axes; mapped to mesh axes in genie_jax/train/sharding.py.
+ACTIVATION_AXES = ("act_batch", "act_time", "act_tokens", "act_embed")
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def _layer_norm(name: str, param_dtype: Any) -> nn.LayerNorm:
+    # fp32 statistics whatever the compute dtype.
+    return nn.LayerNorm(
+        dtype=jnp.float32,
+        param_dtype=param_dtype,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+        name=name,
+    )
+
+
+class MLP(nn.Module):
+    """D -> F -> D with GELU."""
+
+    mlp_dim: int  # F
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BTND: jax.Array) -> jax.Array:
+        dim = x_BTND.shape[-1]
+        init = nn.initializers.lecun_normal()
+        h_BTNF = nn.Dense(
+            self.mlp_dim,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.with_logical_partitioning(init, ("embed", "mlp")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
+            name="up",
+        )(x_BTND)
+        h_BTNF = nn.gelu(h_BTNF)
+        return nn.Dense(
+            dim,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.with_logical_partitioning(init, ("mlp", "embed")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+            name="down",
+        )(h_BTNF)
+
+
+class STBlock(nn.Module):
+    """One ST block on x_BTND. The `(carry, _) -> (carry, None)` signature lets nn.scan stack it."""
+
+    num_heads: int  # K
+    mlp_dim: int  # F
+    qk_norm: bool = False
+    causal_time: bool = True  # temporal attention sees only frames <= t
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BTND: jax.Array, _: Any = None) -> tuple[jax.Array, None]:
+        batch, _frames, _tokens, _dim = x_BTND.shape
+
+        def attention(name: str) -> Attention:
+            return Attention(
+                num_heads=self.num_heads,
+                qk_norm=self.qk_norm,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=name,
+            )
+
+        h_BTND = _layer_norm("spatial_norm", self.param_dtype)(x_BTND).astype(self.dtype)
+        h_SND = einops.rearrange(h_BTND, "b t n d -> (b t) n d")
+        h_SND = attention("spatial_attention")(h_SND, causal=False)
+        x_BTND = x_BTND + einops.rearrange(h_SND, "(b t) n d -> b t n d", b=batch)
+
+        h_BTND = _layer_norm("temporal_norm", self.param_dtype)(x_BTND).astype(self.dtype)
+        h_STD = einops.rearrange(h_BTND, "b t n d -> (b n) t d")
+        h_STD = attention("temporal_attention")(h_STD, causal=self.causal_time)
+        x_BTND = x_BTND + einops.rearrange(h_STD, "(b n) t d -> b t n d", b=batch)
+
+        h_BTND = _layer_norm("mlp_norm", self.param_dtype)(x_BTND).astype(self.dtype)
+        x_BTND = x_BTND + MLP(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(h_BTND)
+        x_BTND = nn.with_logical_constraint(x_BTND, ACTIVATION_AXES)
+        return x_BTND, None
+
+
+class STTransformer(nn.Module):
+    """A stack of ST blocks plus a final LayerNorm: [B, T, N, D] -> [B, T, N, D]."""
+
+    num_layers: int
+    num_heads: int
+    mlp_dim: int
+    qk_norm: bool = False
+    causal_time: bool = True
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+    scan_layers: bool = False  # one compiled block under nn.scan: faster compiles for deep stacks
+    remat_policy: str = "none"  # one of REMAT_POLICIES: what a block keeps for the backward pass
+
+    @nn.compact
+    def __call__(self, x_BTND: jax.Array) -> jax.Array:
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ValueError(
+                f"unknown remat_policy {self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}"
+            )
+        block_cls = STBlock
+        if self.remat_policy != "none":
+            block_cls = nn.remat(
+                STBlock, policy=REMAT_POLICIES[self.remat_policy], prevent_cse=not self.scan_layers
+            )
+        block_kwargs = dict(
+            num_heads=self.num_heads,
+            mlp_dim=self.mlp_dim,
+            qk_norm=self.qk_norm,
+            causal_time=self.causal_time,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )
+        x_BTND = nn.with_logical_constraint(x_BTND.astype(self.dtype), ACTIVATION_AXES)
+        if self.scan_layers:
+            stack = nn.scan(
+                block_cls,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                length=self.num_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )(**block_kwargs, name="blocks")
+            x_BTND, _ = stack(x_BTND, None)
+        else:
+            for i in range(self.num_layers):
+                x_BTND, _ = block_cls(**block_kwargs, name=f"block_{i}")(x_BTND, None)
+        return _layer_norm("final_norm", self.param_dtype)(x_BTND)

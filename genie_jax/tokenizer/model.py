@@ -1,0 +1,125 @@
+"""ST-ViViT VQ-VAE (Genie §2.1): frames -> discrete tokens -> frames, causal in time.
+
+Encoder: patchify, linear embed, positions (once), ST transformer with causal temporal
+attention, projection to the E-d latent, vector quantizer. Decoder: codes -> D, positions,
+ST transformer (also causal), projection to patch pixels. Because both stacks are causal, the
+tokens of frame t depend only on frames 1..t, and so does the reconstruction of frame t.
+
+`encode` and `decode_indices` are used on their own by the dynamics model and the WAM.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from genie_jax.nn import (
+    FactorizedPositionEmbedding,
+    STTransformer,
+    VectorQuantizer,
+    patchify,
+    unpatchify,
+)
+from genie_jax.tokenizer.config import TokenizerConfig
+
+
+def _dense(features: int, axes: tuple[str, str], config: TokenizerConfig, name: str) -> nn.Dense:
+    return nn.Dense(
+        features,
+        dtype=config.jnp_dtype,
+        param_dtype=config.jnp_param_dtype,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
+        name=name,
+    )
+
+
+class Tokenizer(nn.Module):
+    """Video VQ-VAE. Pixels enter and leave as floats in [0, 1]."""
+
+    config: TokenizerConfig
+
+    def setup(self):
+        cfg = self.config
+        stack = dict(
+            qk_norm=cfg.qk_norm,
+            causal_time=True,
+            dtype=cfg.jnp_dtype,
+            param_dtype=cfg.jnp_param_dtype,
+            scan_layers=cfg.scan_layers,
+            remat_policy=cfg.remat_policy,
+        )
+        self.patch_embed = _dense(cfg.encoder_dim, ("patch", "embed"), cfg, "patch_embed")
+        self.encoder_pos = FactorizedPositionEmbedding(
+            cfg.max_frames, cfg.num_tokens, cfg.jnp_param_dtype, name="encoder_pos"
+        )
+        self.encoder = STTransformer(
+            num_layers=cfg.encoder_layers,
+            num_heads=cfg.encoder_heads,
+            mlp_dim=cfg.mlp_ratio * cfg.encoder_dim,
+            name="encoder",
+            **stack,
+        )
+        self.to_latent = _dense(cfg.latent_dim, ("embed", "code"), cfg, "to_latent")
+        self.quantizer = VectorQuantizer(
+            codebook_size=cfg.codebook_size,
+            code_dim=cfg.latent_dim,
+            commitment_weight=cfg.commitment_weight,
+            param_dtype=cfg.jnp_param_dtype,
+            name="quantizer",
+        )
+        self.from_latent = _dense(cfg.decoder_dim, ("code", "embed"), cfg, "from_latent")
+        self.decoder_pos = FactorizedPositionEmbedding(
+            cfg.max_frames, cfg.num_tokens, cfg.jnp_param_dtype, name="decoder_pos"
+        )
+        self.decoder = STTransformer(
+            num_layers=cfg.decoder_layers,
+            num_heads=cfg.decoder_heads,
+            mlp_dim=cfg.mlp_ratio * cfg.decoder_dim,
+            name="decoder",
+            **stack,
+        )
+        patch_pixels = cfg.patch_size**2 * cfg.channels
+        self.to_pixels = _dense(patch_pixels, ("embed", "patch"), cfg, "to_pixels")
+
+    def _check_video(self, video_BTHWC: jax.Array) -> None:
+        cfg = self.config
+        expected = (cfg.frame_size, cfg.frame_size, cfg.channels)
+        if video_BTHWC.ndim != 5 or video_BTHWC.shape[2:] != expected:
+            raise ValueError(
+                f"tokenizer expects video [B, T, {cfg.frame_size}, {cfg.frame_size}, "
+                f"{cfg.channels}], got {video_BTHWC.shape}"
+            )
+        if video_BTHWC.shape[1] > cfg.max_frames:
+            raise ValueError(
+                f"tokenizer knows {cfg.max_frames} frames, got a clip of {video_BTHWC.shape[1]}"
+            )
+
+    def encode(self, video_BTHWC: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
+        """Pixels [B, T, H*p, W*p, C] in [0, 1] -> (quantized latents [B, T, N, E], aux).
+
+        aux holds the quantizer's outputs, `indices` [B, T, N] among them.
+        """
+        self._check_video(video_BTHWC)
+        pixels_BTNP = patchify(video_BTHWC * 2.0 - 1.0, self.config.patch_size)
+        x_BTND = self.encoder_pos(self.patch_embed(pixels_BTNP))
+        x_BTND = self.encoder(x_BTND)
+        z_BTNE = self.to_latent(x_BTND)
+        return self.quantizer(z_BTNE, train=train)
+
+    def decode(self, z_BTNE: jax.Array) -> jax.Array:
+        """Quantized latents [B, T, N, E] -> pixels [B, T, H*p, W*p, C] (fp32, about [0, 1])."""
+        cfg = self.config
+        x_BTND = self.decoder_pos(self.from_latent(z_BTNE))
+        x_BTND = self.decoder(x_BTND)
+        pixels_BTNP = self.to_pixels(x_BTND).astype(jnp.float32)
+        video_BTHWC = unpatchify(pixels_BTNP, cfg.patch_size, cfg.grid_size, cfg.grid_size)
+        return (video_BTHWC + 1.0) / 2.0
+
+    def decode_indices(self, indices_BTN: jax.Array) -> jax.Array:
+        """Token indices [B, T, N] -> pixels [B, T, H*p, W*p, C]."""
+        return self.decode(self.quantizer.lookup(indices_BTN))
+
+    def __call__(self, video_BTHWC: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
+        """Pixels [B, T, H, W, C] in [0, 1] -> (reconstruction [B, T, H, W, C], aux)."""
+        z_BTNE, aux = self.encode(video_BTHWC, train=train)
+        return self.decode(z_BTNE), aux

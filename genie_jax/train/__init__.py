@@ -1,0 +1,1 @@
+"""Training: train state, pure steps, mesh, the sharding rules table, checkpoints, logging."""

@@ -1,0 +1,227 @@
+"""The training loop shared by every model: data, sharded state, steps, logs, checkpoints.
+
+Resumable: re-running the same command restores the newest checkpoint (state and data
+position). SIGTERM saves a checkpoint and exits cleanly. A NaN/Inf loss stops the run with
+`TrainingDivergedError` and never overwrites the last good checkpoint.
+"""
+
+import json
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from clu import parameter_overview
+
+from genie_jax.data import DataError
+from genie_jax.data.pipeline import make_eval_iterator, make_train_iterator, to_global_batch
+from genie_jax.train.checkpoint import Checkpointer
+from genie_jax.train.logging import Progress, create_writer
+from genie_jax.train.mesh import make_mesh
+from genie_jax.train.sharding import batch_sharding, rules_from_config
+from genie_jax.train.state import abstract_train_state, create_train_state, make_optimizer
+from genie_jax.train.steps import jit_eval_step, jit_train_step
+from genie_jax.train.tasks import TASKS, Task
+
+
+class TrainingDivergedError(RuntimeError):
+    pass
+
+
+class _StopRequest:
+    """Set by SIGTERM (preemption); the loop saves and exits at the next step boundary."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: no signal handling there
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+
+
+def _fetch(metrics: dict[str, jax.Array]) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None) -> None:
+    loss = scalars["loss"]
+    if not np.isfinite(loss):
+        kept = f"step {last_saved}" if last_saved is not None else "none saved yet"
+        raise TrainingDivergedError(
+            f"loss became {loss} at step {step}; stopping. Last good checkpoint: {kept}"
+        )
+
+
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: str | pathlib.Path,
+    task_name: str,
+    *,
+    stop_at_step: int | None = None,
+) -> dict[str, Any]:
+    """Trains `task_name` ("tokenizer", ...) to `config.<task>.num_steps`, resuming if possible.
+
+    `stop_at_step` simulates a preemption at that step (save and return), for tests and
+    for splitting a run into pieces. Returns a summary: final step, last logged metrics,
+    last eval metrics, steps/s, and where things were written.
+    """
+    workdir = pathlib.Path(workdir)
+    task: Task = TASKS[task_name](config)
+    section = task.section
+    if not config.data_dir:
+        raise DataError("config.data_dir is empty; pass --config.data_dir=DIR")
+    write_config(config, workdir)
+
+    mesh = make_mesh(config.mesh_shape)
+    rules = rules_from_config(config.get("logical_axis_rules"))
+    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    if section.batch_size % data_parallel:
+        raise ValueError(
+            f"batch_size {section.batch_size} is not divisible by the data-parallel mesh size "
+            f"{data_parallel} (mesh {dict(mesh.shape)})"
+        )
+    train_iter = make_train_iterator(
+        config.data_dir,
+        "train",
+        global_batch_size=section.batch_size,
+        clip_len=config.clip_len,
+        frame_size=config.frame_size,
+        seed=config.seed,
+        worker_count=config.data_workers,
+    )
+    tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
+    checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
+    if checkpointer.latest_step() is not None:
+        abstract, shardings = abstract_train_state(
+            task.model, tx, task.example_inputs, mesh, rules
+        )
+        state = checkpointer.restore(abstract, train_iter)
+        print(f"resumed {task.name} from step {int(state.step)} in {checkpointer.directory}")
+    else:
+        state, shardings = create_train_state(
+            task.model, tx, task.example_inputs, jax.random.key(config.seed), mesh, rules
+        )
+        if jax.process_index() == 0:
+            print(parameter_overview.get_parameter_overview(state.params, include_stats=False))
+    train_step = jit_train_step(task.train_step, mesh, shardings, rules)
+    eval_step = jit_eval_step(task.eval_step, mesh, shardings, rules)
+    in_sharding = batch_sharding(mesh)
+    rng = jax.random.key(config.seed + 1)
+
+    writer = create_writer(workdir)
+    start_step = int(state.step)
+    progress = Progress(section.num_steps, start_step, task.name)
+    last_saved = checkpointer.latest_step()
+    summary: dict[str, Any] = {"workdir": str(workdir), "task": task.name}
+    pending: tuple[int, dict] | None = None  # metrics fetched one step late, so steps overlap
+    warm: tuple[int, float] | None = None  # (step, time) once compilation is behind us
+
+    def flush_pending():
+        nonlocal pending
+        if pending is None:
+            return
+        step, metrics = pending
+        scalars = _fetch(metrics)
+        _check_finite(step, scalars, last_saved)
+        writer.write_scalars(step, {f"train/{k}": v for k, v in scalars.items()})
+        summary["train"] = scalars
+        progress.update(0, loss=scalars["loss"])
+        pending = None
+
+    def save(step: int, metrics: dict) -> None:
+        nonlocal last_saved
+        _check_finite(step, _fetch({"loss": metrics["loss"]}), last_saved)
+        checkpointer.save(state, train_iter)
+        last_saved = step
+
+    with _StopRequest() as stop:
+        step = start_step
+        metrics = None
+        while step < section.num_steps:
+            batch = to_global_batch(next(train_iter), in_sharding)
+            state, metrics = train_step(state, batch, rng)
+            flush_pending()
+            step += 1
+            progress.update(1)
+            if step % config.log_every == 0 or step == section.num_steps:
+                pending = (step, metrics)
+            if step % config.eval_every == 0 or step == section.num_steps:
+                flush_pending()
+                summary["eval"] = evaluate(config, section, eval_step, state, in_sharding)
+                writer.write_scalars(step, {f"val/{k}": v for k, v in summary["eval"].items()})
+            if step % config.checkpoint_every == 0 or step == section.num_steps:
+                save(step, metrics)
+            interrupted = stop.requested or (stop_at_step is not None and step >= stop_at_step)
+            if interrupted:
+                if last_saved != step:
+                    save(step, metrics)
+                print(f"stopping at step {step}: checkpoint saved in {checkpointer.directory}")
+                break
+            if step == start_step + 2:
+                jax.block_until_ready(metrics["loss"])
+                warm = (step, time.perf_counter())
+        flush_pending()
+        if metrics is not None:
+            jax.block_until_ready(metrics["loss"])
+    writer.flush()
+    writer.close()
+    progress.close()
+    checkpointer.close()
+    # The first steps include compilation; report the steady state after them.
+    steps_per_s = None
+    if warm is not None and step > warm[0]:
+        steps_per_s = (step - warm[0]) / (time.perf_counter() - warm[1])
+    summary.update(
+        step=step,
+        steps_per_s=steps_per_s,
+        checkpoint_dir=str(checkpointer.directory),
+    )
+    if jax.process_index() == 0:
+        (workdir / f"{task.name}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def evaluate(config, section, eval_step, state, in_sharding) -> dict[str, float]:
+    """Mean eval metrics over `config.eval_batches` validation batches."""
+    eval_iter = make_eval_iterator(
+        config.data_dir,
+        "validation",
+        global_batch_size=section.batch_size,
+        clip_len=config.clip_len,
+        frame_size=config.frame_size,
+    )
+    totals: dict[str, float] = {}
+    count = 0
+    for local_batch in eval_iter:
+        scalars = _fetch(eval_step(state, to_global_batch(local_batch, in_sharding)))
+        for k, v in scalars.items():
+            totals[k] = totals.get(k, 0.0) + v
+        count += 1
+        if count >= config.eval_batches:
+            break
+    if count == 0:
+        raise DataError(
+            f"validation split of {config.data_dir} holds fewer than one batch of "
+            f"{section.batch_size} clips"
+        )
+    return {k: v / count for k, v in totals.items()}

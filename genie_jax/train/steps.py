@@ -1,0 +1,140 @@
+"""Pure train and eval steps, `(state, batch, rng) -> (state, metrics)`, and their jitting.
+
+Steps are plain functions: tests call them un-jitted. `jit_step` compiles one with explicit
+in/out shardings and donates the old state.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from genie_jax.metrics import psnr, ssim
+from genie_jax.nn import reset_dead_codes
+from genie_jax.train.sharding import LogicalRules, batch_sharding, replicated
+from genie_jax.train.state import TrainState
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+def video_to_unit(video_BTHWC: jax.Array) -> jax.Array:
+    """uint8 pixels -> float32 in [0, 1]."""
+    return video_BTHWC.astype(jnp.float32) / 255.0
+
+
+def tokenizer_train_step(
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    *,
+    dead_code_threshold: int = 0,
+) -> tuple[TrainState, Metrics]:
+    """One AdamW step on MSE(reconstruction) + VQ loss, then dead-code reset.
+
+    `dead_code_threshold` 0 disables the reset.
+    """
+    video_BTHWC = video_to_unit(batch["video"])
+
+    def loss_fn(params):
+        variables = {"params": params, **state.model_state}
+        (recon_BTHWC, aux), model_state = state.apply_fn(
+            variables, video_BTHWC, train=True, mutable=list(state.model_state)
+        )
+        mse = jnp.mean((recon_BTHWC.astype(jnp.float32) - video_BTHWC) ** 2)
+        loss = mse + aux["loss"]
+        return loss, (recon_BTHWC, aux, model_state, mse)
+
+    (loss, (recon_BTHWC, aux, model_state, mse)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True
+    )(state.params)
+    state = state.apply_gradients(grads, model_state=model_state)
+    metrics = {
+        "loss": loss,
+        "mse": mse,
+        "vq_loss": aux["loss"],
+        "commitment_loss": aux["commitment_loss"],
+        "psnr": psnr(video_BTHWC, recon_BTHWC),
+        "codebook_usage": aux["usage"],
+        "codebook_perplexity": aux["perplexity"],
+        "grad_norm": _global_norm(grads),
+    }
+    if dead_code_threshold > 0:
+        reset_rng = jax.random.fold_in(rng, state.step)
+        params, vq_stats, num_reset = reset_dead_codes(
+            state.params, state.model_state["vq_stats"], reset_rng, threshold=dead_code_threshold
+        )
+        state = state.replace(params=params, model_state={**state.model_state, "vq_stats": vq_stats})
+        metrics["codes_reset"] = num_reset
+    return state, metrics
+
+
+def tokenizer_eval_step(state: TrainState, batch: Batch) -> Metrics:
+    """Reconstruction quality on a batch: PSNR, SSIM, MSE, codebook usage."""
+    video_BTHWC = video_to_unit(batch["video"])
+    variables = {"params": state.params, **state.model_state}
+    recon_BTHWC, aux = state.apply_fn(variables, video_BTHWC, train=False)
+    return {
+        "psnr": psnr(video_BTHWC, recon_BTHWC),
+        "ssim": ssim(video_BTHWC, recon_BTHWC),
+        "mse": jnp.mean((recon_BTHWC - video_BTHWC) ** 2),
+        "codebook_usage": aux["usage"],
+        "codebook_perplexity": aux["perplexity"],
+    }
+
+
+def _global_norm(tree: Any) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
+def jit_train_step(
+    step_fn: Callable,
+    mesh: Mesh,
+    state_shardings: Any,
+    rules: LogicalRules,
+) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
+    """Compiles `step_fn(state, batch, rng)` with explicit shardings and a donated state.
+
+    The logical-axis rules and the mesh are in scope while tracing so that the model's
+    `nn.with_logical_constraint` calls become real sharding constraints.
+    """
+    jitted = jax.jit(
+        step_fn,
+        in_shardings=(state_shardings, batch_sharding(mesh), replicated(mesh)),
+        out_shardings=(state_shardings, replicated(mesh)),
+        donate_argnums=0,
+    )
+
+    @functools.wraps(step_fn)
+    def run(state: TrainState, batch: Batch, rng: jax.Array):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            return jitted(state, batch, rng)
+
+    run.lower = lambda *args: _lower_in_scope(jitted, mesh, rules, *args)  # for `genie plan`
+    return run
+
+
+def jit_eval_step(
+    step_fn: Callable, mesh: Mesh, state_shardings: Any, rules: LogicalRules
+) -> Callable[[TrainState, Batch], Metrics]:
+    jitted = jax.jit(
+        step_fn,
+        in_shardings=(state_shardings, batch_sharding(mesh)),
+        out_shardings=replicated(mesh),
+    )
+
+    def run(state: TrainState, batch: Batch) -> Metrics:
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            return jitted(state, batch)
+
+    return run
+
+
+def _lower_in_scope(jitted, mesh: Mesh, rules: LogicalRules, *args):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        return jitted.lower(*args)
