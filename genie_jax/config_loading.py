@@ -25,13 +25,18 @@ def parse_config_args(
     unknown key or a value of the wrong type.
     """
     flag_values = flags.FlagValues()
+    full_argv = ["genie", *argv]
     config_flags.DEFINE_config_file(
-        "config", None, "experiment config: path.py[:variant]", flag_values=flag_values
+        "config",
+        None,
+        "experiment config: path.py[:variant]",
+        flag_values=flag_values,
+        sys_argv=full_argv,  # overrides are read from here, not from sys.argv
     )
     for name in extra_string_flags:
         flags.DEFINE_string(name, None, name, flag_values=flag_values)
     try:
-        flag_values(["genie", *argv], known_only=False)
+        flag_values(full_argv, known_only=False)
     except flags.Error as error:
         raise ConfigError(_first_line(error)) from None
     except (KeyError, AttributeError, ValueError, TypeError, FileNotFoundError) as error:

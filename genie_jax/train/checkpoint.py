@@ -72,7 +72,7 @@ class Checkpointer:
         if step is None:
             step = self.latest_step()
         if step is None or step not in available:
-            wanted = "any checkpoint" if step is None else f"a checkpoint for step {step}"
+            wanted = "checkpoint" if step is None else f"checkpoint for step {step}"
             raise CheckpointNotFoundError(
                 f"no {wanted} in {self.directory} (available steps: {sorted(available) or 'none'})"
             )
