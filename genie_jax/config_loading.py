@@ -24,6 +24,9 @@ def parse_config_args(
     Raises ConfigError with one line for a missing/unreadable config file, a bad variant, an
     unknown key or a value of the wrong type.
     """
+    spec = _config_spec(argv)
+    if spec is not None and not pathlib.Path(spec.partition(":")[0]).is_file():
+        raise ConfigError(f"config file {spec.partition(':')[0]} does not exist")
     flag_values = flags.FlagValues()
     full_argv = ["genie", *argv]
     config_flags.DEFINE_config_file(
@@ -39,7 +42,9 @@ def parse_config_args(
         flag_values(full_argv, known_only=False)
     except flags.Error as error:
         raise ConfigError(_first_line(error)) from None
-    except (KeyError, AttributeError, ValueError, TypeError, FileNotFoundError) as error:
+    except (KeyError, AttributeError) as error:  # ConfigDict's unknown-field errors
+        raise ConfigError(_unknown_key_message(argv, str(error.args[0]).strip("'\""))) from None
+    except (ValueError, TypeError, FileNotFoundError) as error:
         raise ConfigError(f"bad config: {_first_line(error)}") from None
     if flag_values["config"].value is None:
         raise ConfigError("--config path.py[:variant] is required")
@@ -53,14 +58,28 @@ def parse_config_args(
 
 def load_config(spec: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
     """`load_config("experiments/configs/coinrun.py:smoke", {"data_dir": D})` for scripts/tests."""
-    path, _, variant = spec.partition(":")
-    if not pathlib.Path(path).is_file():
-        raise ConfigError(f"config file {path} does not exist")
     argv = ["--config", spec]
     for key, value in (overrides or {}).items():
         argv.append(f"--config.{key}={value}")
     config, _ = parse_config_args(argv, extra_string_flags=())
     return config
+
+
+def _config_spec(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.removeprefix("--config=")
+    return None
+
+
+def _unknown_key_message(argv: Sequence[str], key: str) -> str:
+    for arg in argv:
+        name = arg.split("=")[0].removeprefix("--")
+        if name.startswith("config.") and name.split(".")[-1] == key:
+            return f"unknown config key {name!r}"
+    return f"unknown config key {key!r}"
 
 
 def _first_line(error: BaseException) -> str:

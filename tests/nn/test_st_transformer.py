@@ -26,7 +26,7 @@ def _key(seed: int) -> jax.Array:
 
 
 def _model(**overrides) -> STTransformer:
-    kwargs = dict(num_layers=LAYERS, num_heads=HEADS, mlp_dim=MLP_DIM)
+    kwargs = {"num_layers": LAYERS, "num_heads": HEADS, "mlp_dim": MLP_DIM}
     kwargs.update(overrides)
     return STTransformer(**kwargs)
 
@@ -135,7 +135,7 @@ def _stack_layers(loop_params: dict) -> dict:
 @pytest.mark.parametrize("remat_policy", ["none", "full"])
 def test_scan_equals_loop(remat_policy):
     x = _x()
-    loop, loop_params, loop_apply = _setup(remat_policy=remat_policy)
+    _, loop_params, loop_apply = _setup(remat_policy=remat_policy)
     scan = _model(scan_layers=True, remat_policy=remat_policy)
     scan_params = _stack_layers(loop_params)
 
