@@ -43,7 +43,9 @@ def _train(args: argparse.Namespace, rest: list[str]) -> None:
     if not extras["workdir"]:
         raise SystemExit("genie train: --workdir is required")
     summary = train(config, extras["workdir"], args.model)
-    print(f"{args.model} done at step {summary['step']}; checkpoints in {summary['checkpoint_dir']}")
+    print(
+        f"{args.model} done at step {summary['step']}; checkpoints in {summary['checkpoint_dir']}"
+    )
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -5,7 +5,6 @@ data -> tokenizer now; the LAM, dynamics model and a rollout GIF join as they la
 
 import pathlib
 
-
 from genie_jax.config_loading import load_config
 from genie_jax.data import build_coinrun
 

@@ -8,9 +8,7 @@ def patchify(video_BTHWC: jax.Array, patch_size: int) -> jax.Array:
     """[B, T, H*p, W*p, C] -> [B, T, N, P] with N = H*W and P = p*p*C."""
     *_, height, width, _ = video_BTHWC.shape
     if height % patch_size or width % patch_size:
-        raise ValueError(
-            f"frame size {height}x{width} is not divisible by patch size {patch_size}"
-        )
+        raise ValueError(f"frame size {height}x{width} is not divisible by patch size {patch_size}")
     return einops.rearrange(
         video_BTHWC, "b t (h p1) (w p2) c -> b t (h w) (p1 p2 c)", p1=patch_size, p2=patch_size
     )

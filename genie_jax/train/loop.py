@@ -112,9 +112,7 @@ def train(
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
     if checkpointer.latest_step() is not None:
-        abstract, shardings = abstract_train_state(
-            task.model, tx, task.example_inputs, mesh, rules
-        )
+        abstract, shardings = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
         state = checkpointer.restore(abstract, train_iter)
         print(f"resumed {task.name} from step {int(state.step)} in {checkpointer.directory}")
     else:

@@ -49,9 +49,9 @@ def tokenizer_train_step(
         loss = mse + aux["loss"]
         return loss, (recon_BTHWC, aux, model_state, mse)
 
-    (loss, (recon_BTHWC, aux, model_state, mse)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True
-    )(state.params)
+    (loss, (recon_BTHWC, aux, model_state, mse)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params
+    )
     state = state.apply_gradients(grads, model_state=model_state)
     metrics = {
         "loss": loss,
@@ -68,7 +68,9 @@ def tokenizer_train_step(
         params, vq_stats, num_reset = reset_dead_codes(
             state.params, state.model_state["vq_stats"], reset_rng, threshold=dead_code_threshold
         )
-        state = state.replace(params=params, model_state={**state.model_state, "vq_stats": vq_stats})
+        state = state.replace(
+            params=params, model_state={**state.model_state, "vq_stats": vq_stats}
+        )
         metrics["codes_reset"] = num_reset
     return state, metrics
 

@@ -80,7 +80,7 @@ def test_records_hold_real_frames_and_valid_actions(coinrun_dir):
         assert video_THWC.shape == (8, 64, 64, 3) and video_THWC.dtype == np.uint8
         assert video_THWC.std() > 10  # rendered levels, not constant frames
         assert record["actions"].dtype == np.int32 and record["actions"].shape == (8,)
-        assert 0 <= record["actions"].min() and record["actions"].max() < 15
+        assert record["actions"].min() >= 0 and record["actions"].max() < 15
 
 
 def test_rebuilding_a_finished_dataset_does_nothing(coinrun_dir, coinrun_settings, capsys):

@@ -142,7 +142,7 @@ def test_scan_equals_loop(remat_policy):
     # Same layout as the scanned model's own init: same tree, leading axis of size L.
     scan_init = nn.meta.unbox(jax.eval_shape(scan.init, _key(1), x))["params"]
     assert jax.tree.structure(scan_init) == jax.tree.structure(scan_params)
-    for ours, theirs in zip(jax.tree.leaves(scan_params), jax.tree.leaves(scan_init)):
+    for ours, theirs in zip(jax.tree.leaves(scan_params), jax.tree.leaves(scan_init), strict=False):
         assert ours.shape == theirs.shape
     assert all(leaf.shape[0] == LAYERS for leaf in jax.tree.leaves(scan_init["blocks"]))
 
@@ -176,7 +176,9 @@ def test_remat_equals_no_remat(remat_policy):
     loss_remat, grad_remat = _loss_and_grad(remat, params, x, w)
     np.testing.assert_allclose(loss_plain, loss_remat, atol=1e-5)
     assert jax.tree.structure(grad_plain) == jax.tree.structure(grad_remat)
-    for g_plain, g_remat in zip(jax.tree.leaves(grad_plain), jax.tree.leaves(grad_remat)):
+    for g_plain, g_remat in zip(
+        jax.tree.leaves(grad_plain), jax.tree.leaves(grad_remat), strict=False
+    ):
         np.testing.assert_allclose(g_plain, g_remat, atol=1e-5)
     assert any(np.any(g != 0) for g in jax.tree.leaves(grad_plain))
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from genie_jax.train.checkpoint import CheckpointNotFoundError, Checkpointer
+from genie_jax.train.checkpoint import Checkpointer, CheckpointNotFoundError
 from genie_jax.train.loop import TrainingDivergedError, train
 from genie_jax.train.mesh import make_mesh
 from genie_jax.train.sharding import LOGICAL_AXIS_RULES
@@ -18,7 +18,9 @@ def _restore(config, workdir, mesh_shape, step=None):
     task = tokenizer_task(config)
     mesh = make_mesh(mesh_shape, jax.devices()[: int(np.prod(mesh_shape))])
     tx = make_optimizer(total_steps=task.section.num_steps, **task.section.optimizer.to_dict())
-    abstract, _ = abstract_train_state(task.model, tx, task.example_inputs, mesh, LOGICAL_AXIS_RULES)
+    abstract, _ = abstract_train_state(
+        task.model, tx, task.example_inputs, mesh, LOGICAL_AXIS_RULES
+    )
     checkpointer = Checkpointer(workdir / "checkpoints")
     try:
         return checkpointer.restore(abstract, step=step)
@@ -34,9 +36,8 @@ def _max_difference(tree_a, tree_b) -> float:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, coinrun_dir):
-    from tests.train.conftest import CONFIG, TINY_TOKENIZER
-
     from genie_jax.config_loading import load_config
+    from tests.train.conftest import CONFIG, TINY_TOKENIZER
 
     config = load_config(f"{CONFIG}:smoke", {"data_dir": coinrun_dir, **TINY_TOKENIZER})
     workdir = tmp_path_factory.mktemp("uninterrupted")
@@ -57,6 +58,7 @@ def test_kill_and_resume_matches_uninterrupted(uninterrupted, tiny_config, tmp_p
     assert int(resumed.step) == 6
     assert _max_difference(straight.params, resumed.params) == 0.0
     assert _max_difference(straight.opt_state, resumed.opt_state) == 0.0
+
     # Logged losses of the overlapping steps agree too (data order was restored).
     def losses(workdir):
         rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -100,7 +102,9 @@ def test_restore_onto_a_different_mesh(uninterrupted):
 
 def test_missing_checkpoint_is_named(uninterrupted, tmp_path):
     config, workdir, _ = uninterrupted
-    with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint for step 4 .*available steps: \[3, 6\]"):
+    with pytest.raises(
+        CheckpointNotFoundError, match=r"no checkpoint for step 4 .*available steps: \[3, 6\]"
+    ):
         _restore(config, workdir, (8, 1, 1), step=4)
     with pytest.raises(CheckpointNotFoundError, match="no checkpoint in"):
         _restore(config, tmp_path, (8, 1, 1))

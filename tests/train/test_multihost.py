@@ -1,0 +1,56 @@
+"""Multi-host for real: two local processes joined by jax.distributed (gloo CPU collectives)."""
+
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+
+WORKER = pathlib.Path(__file__).with_name("multihost_worker.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env():
+    import os
+
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # the worker sets its own device count
+    return env
+
+
+def test_two_processes_match_one(tmp_path):
+    port = _free_port()
+    outs = [tmp_path / "p0.json", tmp_path / "p1.json"]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(i), str(port), str(outs[i])],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    logs = [w.communicate(timeout=240)[0] for w in workers]
+    for worker, log in zip(workers, logs, strict=False):
+        assert worker.returncode == 0, log[-3000:]
+    reference_out = tmp_path / "single.json"
+    single = subprocess.run(
+        [sys.executable, str(WORKER), "-1", "0", str(reference_out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    multi, reference = json.loads(outs[0].read_text()), json.loads(reference_out.read_text())
+    assert multi["processes"] == 2 and reference["processes"] == 1
+    assert abs(multi["losses"][0] - reference["losses"][0]) < 1e-5
+    assert abs(multi["losses"][1] - reference["losses"][1]) < 1e-5
+    assert multi["losses"][1] != multi["losses"][0]  # the step changed the parameters
+    assert abs(multi["checksum"] - reference["checksum"]) < 1e-3 * abs(reference["checksum"])
