@@ -9,10 +9,10 @@ the config that restores it.
 import pathlib
 from typing import Any
 
-import grain
 import jax
 import orbax.checkpoint as ocp
 
+from genie_jax.data.pipeline import iterator_restore_args, iterator_save_args
 from genie_jax.train.state import TrainState
 
 
@@ -53,7 +53,7 @@ class Checkpointer:
         """Starts saving `state` (and the iterator's position) under its step."""
         items = {"state": ocp.args.StandardSave(_arrays(state))}
         if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+            items["data"] = iterator_save_args(data_iterator)
         self._manager.save(int(jax.device_get(state.step)), args=ocp.args.Composite(**items))
 
     def restore(
@@ -78,7 +78,7 @@ class Checkpointer:
             )
         items = {"state": ocp.args.StandardRestore(_arrays(abstract_state))}
         if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+            items["data"] = iterator_restore_args(data_iterator)
         restored = self._manager.restore(step, args=ocp.args.Composite(**items))
         return abstract_state.replace(**restored["state"])
 
