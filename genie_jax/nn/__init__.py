@@ -12,14 +12,16 @@ from genie_jax.nn.attention import Attention
 from genie_jax.nn.patchify import patchify, unpatchify
 from genie_jax.nn.posemb import FactorizedPositionEmbedding
 from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
-from genie_jax.nn.st_transformer import STBlock, STTransformer
+from genie_jax.nn.st_transformer import KVCache, STBlock, STTransformer, empty_kv_cache
 
 __all__ = [
     "Attention",
+    "KVCache",
     "FactorizedPositionEmbedding",
     "STBlock",
     "STTransformer",
     "VectorQuantizer",
+    "empty_kv_cache",
     "patchify",
     "reset_dead_codes",
     "unpatchify",

@@ -22,7 +22,21 @@ class Attention(nn.Module):
     param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x_SLD: jax.Array, *, causal: bool) -> jax.Array:
+    def __call__(
+        self,
+        x_SLD: jax.Array,
+        *,
+        causal: bool,
+        kv_cache: tuple[jax.Array, jax.Array] | None = None,
+        cache_index: int | jax.Array | None = None,
+    ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """Attention over L; with `kv_cache`, the L inputs are positions cache_index.. of a longer
+        sequence whose earlier keys and values sit in the cache.
+
+        kv_cache: (k_SCKH, v_SCKH) buffers of capacity C. The new keys and values are written at
+        `cache_index` and every query attends causally to positions < cache_index + its own
+        offset + 1. Returns (out_SLD, updated cache) in that case, out_SLD otherwise.
+        """
         dim = x_SLD.shape[-1]
         if dim % self.num_heads:
             raise ValueError(f"model width {dim} is not divisible by {self.num_heads} heads")
@@ -53,8 +67,26 @@ class Attention(nn.Module):
         if self.qk_norm:
             q_SLKH = self._rms_norm("q_norm", q_SLKH)
             k_SLKH = self._rms_norm("k_norm", k_SLKH)
-        out_SLKH = jax.nn.dot_product_attention(q_SLKH, k_SLKH, v_SLKH, is_causal=causal)
-        return jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
+        if kv_cache is None:
+            out_SLKH = jax.nn.dot_product_attention(q_SLKH, k_SLKH, v_SLKH, is_causal=causal)
+            return jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
+        if not causal:
+            raise ValueError("a KV cache only makes sense for causal attention")
+        k_SCKH, v_SCKH = kv_cache
+        k_SCKH = jax.lax.dynamic_update_slice_in_dim(
+            k_SCKH, k_SLKH.astype(k_SCKH.dtype), cache_index, axis=1
+        )
+        v_SCKH = jax.lax.dynamic_update_slice_in_dim(
+            v_SCKH, v_SLKH.astype(v_SCKH.dtype), cache_index, axis=1
+        )
+        length, capacity = x_SLD.shape[1], k_SCKH.shape[1]
+        query_pos_L = cache_index + jnp.arange(length)
+        visible_LC = jnp.arange(capacity)[None, :] <= query_pos_L[:, None]
+        out_SLKH = jax.nn.dot_product_attention(
+            q_SLKH, k_SCKH.astype(self.dtype), v_SCKH.astype(self.dtype), mask=visible_LC
+        )
+        out_SLD = jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
+        return out_SLD, (k_SCKH, v_SCKH)
 
     def _rms_norm(self, name: str, x_SLKH: jax.Array) -> jax.Array:
         # Normalize in fp32: bf16 sums of squares lose the small heads.

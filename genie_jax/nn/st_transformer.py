@@ -3,6 +3,12 @@
 Each block: spatial attention over the N tokens of one frame, then causal temporal attention
 over the T tokens at one patch position, then a single MLP (Genie drops the post-spatial MLP).
 Pre-norm residual blocks; no positional encoding inside (it is added once at the input).
+
+KV cache (frame-by-frame sampling): temporal attention is the only place where frames meet, so
+caching each layer's temporal keys and values of the frames already generated lets a new frame
+run through the stack on its own. `empty_kv_cache` makes the buffers; `STTransformer` called
+with `kv_cache=` and `cache_index=` treats its T input frames as frames cache_index.. of the
+sequence and returns the updated cache.
 """
 
 from typing import Any
@@ -66,8 +72,30 @@ class MLP(nn.Module):
         )(h_BTNF)
 
 
+KVCache = tuple[jax.Array, jax.Array]  # (k, v), each [layers, B*N, capacity, K, Dh]
+
+
+def empty_kv_cache(
+    *,
+    num_layers: int,
+    batch: int,
+    num_tokens: int,
+    capacity: int,
+    dim: int,
+    num_heads: int,
+    dtype: Any = jnp.float32,
+) -> KVCache:
+    """Zeroed temporal-attention key/value buffers for `capacity` frames."""
+    shape = (num_layers, batch * num_tokens, capacity, num_heads, dim // num_heads)
+    return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
+
+
 class STBlock(nn.Module):
-    """One ST block on x_BTND. The `(carry, _) -> (carry, None)` signature lets nn.scan stack it."""
+    """One ST block on x_BTND.
+
+    The `(carry, cache) -> (carry, cache)` signature lets nn.scan stack it; without a cache the
+    second output is None.
+    """
 
     num_heads: int  # K
     mlp_dim: int  # F
@@ -77,7 +105,12 @@ class STBlock(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x_BTND: jax.Array, _: Any = None) -> tuple[jax.Array, None]:
+    def __call__(
+        self,
+        x_BTND: jax.Array,
+        kv_cache: tuple[jax.Array, jax.Array] | None = None,
+        cache_index: jax.Array | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         batch, _frames, _tokens, _dim = x_BTND.shape
 
         def attention(name: str) -> Attention:
@@ -96,13 +129,18 @@ class STBlock(nn.Module):
 
         h_BTND = _layer_norm("temporal_norm", self.param_dtype)(x_BTND).astype(self.dtype)
         h_STD = einops.rearrange(h_BTND, "b t n d -> (b n) t d")
-        h_STD = attention("temporal_attention")(h_STD, causal=self.causal_time)
+        if kv_cache is None:
+            h_STD = attention("temporal_attention")(h_STD, causal=self.causal_time)
+        else:
+            h_STD, kv_cache = attention("temporal_attention")(
+                h_STD, causal=self.causal_time, kv_cache=kv_cache, cache_index=cache_index
+            )
         x_BTND = x_BTND + einops.rearrange(h_STD, "(b n) t d -> b t n d", b=batch)
 
         h_BTND = _layer_norm("mlp_norm", self.param_dtype)(x_BTND).astype(self.dtype)
         x_BTND = x_BTND + MLP(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(h_BTND)
         x_BTND = nn.with_logical_constraint(x_BTND, ACTIVATION_AXES)
-        return x_BTND, None
+        return x_BTND, kv_cache
 
 
 class STTransformer(nn.Module):
@@ -119,7 +157,14 @@ class STTransformer(nn.Module):
     remat_policy: str = "none"  # one of REMAT_POLICIES: what a block keeps for the backward pass
 
     @nn.compact
-    def __call__(self, x_BTND: jax.Array) -> jax.Array:
+    def __call__(
+        self,
+        x_BTND: jax.Array,
+        *,
+        kv_cache: KVCache | None = None,
+        cache_index: int | jax.Array | None = None,
+    ) -> jax.Array | tuple[jax.Array, KVCache]:
+        """x_BTND -> x_BTND; with `kv_cache` (see `empty_kv_cache`) -> (x_BTND, new cache)."""
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(
                 f"unknown remat_policy {self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}"
@@ -137,17 +182,32 @@ class STTransformer(nn.Module):
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )
+        if kv_cache is not None:
+            if not self.causal_time:
+                raise ValueError("a KV cache needs causal temporal attention")
+            cache_index = jnp.asarray(cache_index, jnp.int32)
         x_BTND = nn.with_logical_constraint(x_BTND.astype(self.dtype), ACTIVATION_AXES)
         if self.scan_layers:
             stack = nn.scan(
                 block_cls,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
+                in_axes=(0, nn.broadcast),
                 length=self.num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )(**block_kwargs, name="blocks")
-            x_BTND, _ = stack(x_BTND, None)
+            x_BTND, kv_cache = stack(x_BTND, kv_cache, cache_index)
         else:
+            new_layers = []
             for i in range(self.num_layers):
-                x_BTND, _ = block_cls(**block_kwargs, name=f"block_{i}")(x_BTND, None)
-        return _layer_norm("final_norm", self.param_dtype)(x_BTND)
+                layer_cache = None if kv_cache is None else (kv_cache[0][i], kv_cache[1][i])
+                x_BTND, layer_cache = block_cls(**block_kwargs, name=f"block_{i}")(
+                    x_BTND, layer_cache, cache_index
+                )
+                new_layers.append(layer_cache)
+            if kv_cache is not None:
+                kv_cache = tuple(jnp.stack([layer[j] for layer in new_layers]) for j in range(2))
+        x_BTND = _layer_norm("final_norm", self.param_dtype)(x_BTND)
+        if kv_cache is None:
+            return x_BTND
+        return x_BTND, kv_cache
