@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train a model (config flags: --config F.py:variant --config.k=v)"
     )
-    train.add_argument("model", choices=["tokenizer"])
+    train.add_argument("model", choices=["tokenizer", "lam", "dynamics"])
 
     demo = commands.add_parser("demo", help="the smoke pipeline: data -> tokenizer")
     demo.add_argument("--out", default="runs/demo", help="where data and runs go")
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     from genie_jax.data import DataError
     from genie_jax.train.checkpoint import CheckpointNotFoundError
     from genie_jax.train.loop import TrainingDivergedError
+    from genie_jax.train.pretrained import PretrainedMismatchError
 
     tic = time.perf_counter()
     try:
@@ -99,7 +100,13 @@ def main(argv: list[str] | None = None) -> None:
             _train(args, rest)
         elif args.command == "demo":
             _demo(args)
-    except (ConfigError, DataError, CheckpointNotFoundError, TrainingDivergedError) as error:
+    except (
+        ConfigError,
+        DataError,
+        CheckpointNotFoundError,
+        PretrainedMismatchError,
+        TrainingDivergedError,
+    ) as error:
         raise SystemExit(f"genie {args.command}: error: {error}") from None
     print(f"[{time.perf_counter() - tic:.0f}s]")
 

@@ -3,16 +3,27 @@
 Variants:
   smoke       the demo: a few minutes on 2 CPU cores, proves the pipeline end to end;
   case_study  Genie App. F sizes: tokenizer 8 layers d512 patch 4, 1024 codes, latent 32,
-              batch 48 x 16 frames, 300k steps, AdamW 3e-4 (0.9, 0.9), wd 1e-4, 10k warmup.
+              batch 48 x 16 frames, 300k steps, AdamW 3e-4 (0.9, 0.9), wd 1e-4, 10k warmup;
+              LAM 8+8 layers d512 with 6 codes; dynamics 12 layers d512; LAM and dynamics
+              batch 36 x 16 frames, 200k steps; dynamics AdamW 3e-5 -> 3e-6, 5k warmup.
 
-Usage: genie train tokenizer --config experiments/configs/coinrun.py:smoke \
-         --config.data_dir DATA --workdir RUN [--config.tokenizer.num_steps=500 ...]
+Usage (one section per model; the dynamics run reads the other two runs' checkpoints):
+  genie train tokenizer --config experiments/configs/coinrun.py:smoke \
+      --config.data_dir DATA --workdir RUN/tokenizer [--config.tokenizer.num_steps=500 ...]
+  genie train lam --config experiments/configs/coinrun.py:smoke \
+      --config.data_dir DATA --workdir RUN/lam
+  genie train dynamics --config experiments/configs/coinrun.py:smoke \
+      --config.data_dir DATA --config.tokenizer_workdir RUN/tokenizer \
+      --config.lam_workdir RUN/lam --workdir RUN/dynamics
 """
 
 import dataclasses
 
 import ml_collections
 
+from genie_jax.dynamics import DynamicsConfig
+from genie_jax.lam import LAMConfig
+from genie_jax.maskgit import SamplingConfig
 from genie_jax.tokenizer import TokenizerConfig
 
 VARIANTS = ("smoke", "case_study")
@@ -52,6 +63,10 @@ def _tokenizer(variant: str) -> ml_collections.ConfigDict:
         )
         optimizer = dict(learning_rate=3e-4, warmup_steps=10_000, b1=0.9, b2=0.9)
         train = dict(batch_size=48, num_steps=300_000, dead_code_threshold=50)
+    return _section(model, optimizer, train)
+
+
+def _section(model, optimizer: dict, train: dict) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         {
             "model": dataclasses.asdict(model),
@@ -64,6 +79,49 @@ def _tokenizer(variant: str) -> ml_collections.ConfigDict:
             **train,
         }
     )
+
+
+def _lam(variant: str) -> ml_collections.ConfigDict:
+    if variant == "smoke":
+        model = LAMConfig(
+            patch_size=16,
+            encoder_layers=2,
+            encoder_dim=128,
+            encoder_heads=4,
+            decoder_layers=2,
+            decoder_dim=128,
+            decoder_heads=4,
+            num_actions=6,
+        )
+        optimizer = dict(learning_rate=1e-3, warmup_steps=20, b1=0.9, b2=0.99)
+        train = dict(batch_size=8, num_steps=200, dead_code_threshold=20)
+    else:
+        model = LAMConfig(num_actions=6, dtype="bfloat16")  # 8+8 layers d512, patch 16
+        optimizer = dict(learning_rate=3e-4, warmup_steps=5_000, b1=0.9, b2=0.9)
+        train = dict(batch_size=36, num_steps=200_000, dead_code_threshold=50)
+    return _section(model, optimizer, train)
+
+
+def _dynamics(variant: str) -> ml_collections.ConfigDict:
+    # Jasmine needed a prepended action token for faithful CoinRun rollouts; Genie's `add` is
+    # one override away (--config.dynamics.model.action_mode=add).
+    if variant == "smoke":
+        model = DynamicsConfig(num_layers=3, dim=128, num_heads=4, action_mode="prepend")
+        optimizer = dict(learning_rate=1e-3, warmup_steps=20, b1=0.9, b2=0.99)
+        train = dict(batch_size=8, num_steps=250)
+    else:
+        model = DynamicsConfig(
+            num_layers=12, dim=512, num_heads=8, action_mode="prepend", dtype="bfloat16"
+        )
+        optimizer = dict(learning_rate=3e-5, warmup_steps=5_000, b1=0.9, b2=0.9)
+        train = dict(batch_size=36, num_steps=200_000)
+    section = _section(model, optimizer, train)
+    section.cotrain_lam = False  # True: train the LAM alongside instead of loading it
+    section.lam_loss_weight = 1.0  # weight of the LAM's loss when co-trained
+    section.eval_mask_rate = 0.75  # fixed mask rate of the validation cross-entropy
+    # MaskGIT sampling (Genie CoinRun case study: 25 steps, temperature 1.0).
+    section.sampling = dataclasses.asdict(SamplingConfig())
+    return section
 
 
 def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
@@ -85,4 +143,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     config.checkpoint_every = 100 if smoke else 5_000
     config.max_to_keep = 3
     config.tokenizer = _tokenizer(variant)
+    config.lam = _lam(variant)
+    config.dynamics = _dynamics(variant)
+    # Workdirs of the tokenizer and LAM runs whose params the dynamics run starts from.
+    config.tokenizer_workdir = ""
+    config.lam_workdir = ""
     return config

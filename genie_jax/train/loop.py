@@ -21,8 +21,14 @@ from genie_jax.data.pipeline import make_eval_iterator, make_train_iterator, to_
 from genie_jax.train.checkpoint import Checkpointer
 from genie_jax.train.logging import Progress, create_writer
 from genie_jax.train.mesh import make_mesh
+from genie_jax.train.pretrained import load_pretrained_params
 from genie_jax.train.sharding import batch_sharding, rules_from_config
-from genie_jax.train.state import abstract_train_state, create_train_state, make_optimizer
+from genie_jax.train.state import (
+    abstract_train_state,
+    create_train_state,
+    freeze_groups,
+    make_optimizer,
+)
 from genie_jax.train.steps import jit_eval_step, jit_train_step
 from genie_jax.train.tasks import TASKS, Task
 
@@ -110,6 +116,7 @@ def train(
         worker_count=config.data_workers,
     )
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
+    tx = freeze_groups(tx, task.frozen)
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
     if checkpointer.latest_step() is not None:
         abstract, shardings = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
@@ -119,6 +126,7 @@ def train(
         state, shardings = create_train_state(
             task.model, tx, task.example_inputs, jax.random.key(config.seed), mesh, rules
         )
+        state = _load_pretrained(state, task.pretrained)
         if jax.process_index() == 0:
             print(parameter_overview.get_parameter_overview(state.params, include_stats=False))
     train_step = jit_train_step(task.train_step, mesh, shardings, rules)
@@ -197,6 +205,19 @@ def train(
     if jax.process_index() == 0:
         (workdir / f"{task.name}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _load_pretrained(state, pretrained: dict[str, str]):
+    """Replaces parameter groups by those of earlier runs (params only, never their optimizer)."""
+    if not pretrained:
+        return state
+    params = dict(state.params)
+    for group, source in pretrained.items():
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params[group]
+        )
+        params[group] = load_pretrained_params(source, group, abstract)
+    return state.replace(params=params)
 
 
 def evaluate(config, section, eval_step, state, in_sharding) -> dict[str, float]:

@@ -59,6 +59,23 @@ def make_optimizer(
     )
 
 
+def freeze_groups(
+    tx: optax.GradientTransformation, frozen: tuple[str, ...]
+) -> optax.GradientTransformation:
+    """`tx` on every top-level parameter group except `frozen`, which get zero updates (and no
+    optimizer state)."""
+    if not frozen:
+        return tx
+
+    def labels(params):
+        return {
+            group: jax.tree.map(lambda _, g=group: "frozen" if g in frozen else "train", subtree)
+            for group, subtree in params.items()
+        }
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
 def _init_state_fn(
     model: nn.Module, tx: optax.GradientTransformation, example_inputs: tuple
 ) -> Callable[[jax.Array], TrainState]:
@@ -87,13 +104,25 @@ def abstract_train_state(
     """(unboxed abstract state with `.sharding` set on every leaf, its shardings)."""
     init = _init_state_fn(model, tx, example_inputs)
     boxed = jax.eval_shape(init, jax.random.key(0))
-    shardings = logical_to_shardings(boxed, mesh, rules)
+    unboxed = nn.meta.unbox(boxed)
+    # Frozen groups leave empty `MaskedNode`s in the optimizer state; the partition-spec
+    # lookup turns each into a leaf, so put the empty node back.
+    shardings = jax.tree.map(
+        lambda node, sharding: node if _is_masked(node) else sharding,
+        unboxed,
+        logical_to_shardings(boxed, mesh, rules),
+        is_leaf=_is_masked,
+    )
     abstract = jax.tree.map(
         lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
-        nn.meta.unbox(boxed),
+        unboxed,
         shardings,
     )
     return abstract, shardings
+
+
+def _is_masked(node: Any) -> bool:
+    return isinstance(node, optax.MaskedNode)
 
 
 def create_train_state(

@@ -27,29 +27,33 @@ def video_to_unit(video_BTHWC: jax.Array) -> jax.Array:
     return video_BTHWC.astype(jnp.float32) / 255.0
 
 
-def tokenizer_train_step(
+def vq_reconstruction_train_step(
     state: TrainState,
     batch: Batch,
     rng: jax.Array,
     *,
+    target_frames: slice = slice(None),
     dead_code_threshold: int = 0,
 ) -> tuple[TrainState, Metrics]:
-    """One AdamW step on MSE(reconstruction) + VQ loss, then dead-code reset.
+    """One AdamW step on MSE(prediction, video[:, target_frames]) + VQ loss, then dead-code reset.
 
+    Serves every model whose `__call__(video, train=True)` returns (frames, quantizer aux): the
+    tokenizer (reconstructs all frames) and the LAM (predicts frames 1..T-1).
     `dead_code_threshold` 0 disables the reset.
     """
     video_BTHWC = video_to_unit(batch["video"])
+    target_BTHWC = video_BTHWC[:, target_frames]
 
     def loss_fn(params):
         variables = {"params": params, **state.model_state}
-        (recon_BTHWC, aux), model_state = state.apply_fn(
+        (pred_BTHWC, aux), model_state = state.apply_fn(
             variables, video_BTHWC, train=True, mutable=list(state.model_state)
         )
-        mse = jnp.mean((recon_BTHWC.astype(jnp.float32) - video_BTHWC) ** 2)
+        mse = jnp.mean((pred_BTHWC.astype(jnp.float32) - target_BTHWC) ** 2)
         loss = mse + aux["loss"]
-        return loss, (recon_BTHWC, aux, model_state, mse)
+        return loss, (pred_BTHWC, aux, model_state, mse)
 
-    (loss, (recon_BTHWC, aux, model_state, mse)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (loss, (pred_BTHWC, aux, model_state, mse)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params
     )
     state = state.apply_gradients(grads, model_state=model_state)
@@ -58,38 +62,70 @@ def tokenizer_train_step(
         "mse": mse,
         "vq_loss": aux["loss"],
         "commitment_loss": aux["commitment_loss"],
-        "psnr": psnr(video_BTHWC, recon_BTHWC),
+        "psnr": psnr(target_BTHWC, pred_BTHWC),
         "codebook_usage": aux["usage"],
         "codebook_perplexity": aux["perplexity"],
-        "grad_norm": _global_norm(grads),
+        "grad_norm": global_norm(grads),
     }
     if dead_code_threshold > 0:
-        reset_rng = jax.random.fold_in(rng, state.step)
-        params, vq_stats, num_reset = reset_dead_codes(
-            state.params, state.model_state["vq_stats"], reset_rng, threshold=dead_code_threshold
-        )
-        state = state.replace(
-            params=params, model_state={**state.model_state, "vq_stats": vq_stats}
-        )
-        metrics["codes_reset"] = num_reset
+        state, metrics["codes_reset"] = reset_dead_codes_in_state(state, rng, dead_code_threshold)
     return state, metrics
 
 
-def tokenizer_eval_step(state: TrainState, batch: Batch) -> Metrics:
-    """Reconstruction quality on a batch: PSNR, SSIM, MSE, codebook usage."""
+def reset_dead_codes_in_state(
+    state: TrainState, rng: jax.Array, threshold: int, part: str | None = None
+) -> tuple[TrainState, jax.Array]:
+    """Dead-code reset on every quantizer of the state (or of the `part` subtree only)."""
+    reset_rng = jax.random.fold_in(rng, state.step)
+    params, vq_stats = state.params, state.model_state["vq_stats"]
+    if part is not None:
+        params, vq_stats = params[part], vq_stats[part]
+    params, vq_stats, num_reset = reset_dead_codes(params, vq_stats, reset_rng, threshold=threshold)
+    if part is not None:
+        params = {**state.params, part: params}
+        vq_stats = {**state.model_state["vq_stats"], part: vq_stats}
+    state = state.replace(params=params, model_state={**state.model_state, "vq_stats": vq_stats})
+    return state, num_reset
+
+
+def tokenizer_train_step(
+    state: TrainState, batch: Batch, rng: jax.Array, *, dead_code_threshold: int = 0
+) -> tuple[TrainState, Metrics]:
+    """The tokenizer reconstructs every frame."""
+    return vq_reconstruction_train_step(state, batch, rng, dead_code_threshold=dead_code_threshold)
+
+
+def lam_train_step(
+    state: TrainState, batch: Batch, rng: jax.Array, *, dead_code_threshold: int = 0
+) -> tuple[TrainState, Metrics]:
+    """The LAM predicts frames 1..T-1 from the frames before them and the latent actions."""
+    return vq_reconstruction_train_step(
+        state, batch, rng, target_frames=slice(1, None), dead_code_threshold=dead_code_threshold
+    )
+
+
+def vq_reconstruction_eval_step(
+    state: TrainState, batch: Batch, *, target_frames: slice = slice(None)
+) -> Metrics:
+    """Prediction quality on a batch: PSNR, SSIM, MSE, codebook usage."""
     video_BTHWC = video_to_unit(batch["video"])
+    target_BTHWC = video_BTHWC[:, target_frames]
     variables = {"params": state.params, **state.model_state}
-    recon_BTHWC, aux = state.apply_fn(variables, video_BTHWC, train=False)
+    pred_BTHWC, aux = state.apply_fn(variables, video_BTHWC, train=False)
     return {
-        "psnr": psnr(video_BTHWC, recon_BTHWC),
-        "ssim": ssim(video_BTHWC, recon_BTHWC),
-        "mse": jnp.mean((recon_BTHWC - video_BTHWC) ** 2),
+        "psnr": psnr(target_BTHWC, pred_BTHWC),
+        "ssim": ssim(target_BTHWC, pred_BTHWC),
+        "mse": jnp.mean((pred_BTHWC - target_BTHWC) ** 2),
         "codebook_usage": aux["usage"],
         "codebook_perplexity": aux["perplexity"],
     }
 
 
-def _global_norm(tree: Any) -> jax.Array:
+tokenizer_eval_step = vq_reconstruction_eval_step
+lam_eval_step = functools.partial(vq_reconstruction_eval_step, target_frames=slice(1, None))
+
+
+def global_norm(tree: Any) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 

@@ -12,8 +12,18 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from genie_jax.config_loading import ConfigError
+from genie_jax.dynamics import DynamicsConfig
+from genie_jax.genie_model import GenieModel
+from genie_jax.lam import LAMConfig, LatentActionModel
 from genie_jax.tokenizer import Tokenizer, TokenizerConfig
-from genie_jax.train.steps import tokenizer_eval_step, tokenizer_train_step
+from genie_jax.train.dynamics_steps import dynamics_eval_step, dynamics_train_step
+from genie_jax.train.steps import (
+    lam_eval_step,
+    lam_train_step,
+    tokenizer_eval_step,
+    tokenizer_train_step,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +34,8 @@ class Task:
     train_step: Callable  # (state, batch, rng) -> (state, metrics)
     eval_step: Callable  # (state, batch) -> metrics
     section: ml_collections.ConfigDict  # the config's section for this model
+    frozen: tuple[str, ...] = ()  # top-level parameter groups that never train
+    pretrained: dict[str, str] = dataclasses.field(default_factory=dict)  # group -> workdir
 
 
 def dataclass_from_config(cls, section: ml_collections.ConfigDict):
@@ -32,28 +44,37 @@ def dataclass_from_config(cls, section: ml_collections.ConfigDict):
     values = section.to_dict()
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys in config: {', '.join(unknown)}")
-    return cls(**values)
+        raise ConfigError(f"unknown {cls.__name__} keys in config: {', '.join(unknown)}")
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise ConfigError(f"{cls.__name__}: {error}") from None
+
+
+def _check_frames(config: ml_collections.ConfigDict, name: str, model_config) -> None:
+    if getattr(model_config, "frame_size", config.frame_size) != config.frame_size:
+        raise ConfigError(
+            f"config.{name}.model.frame_size={model_config.frame_size} but "
+            f"config.frame_size={config.frame_size}"
+        )
+    if config.clip_len > model_config.max_frames:
+        raise ConfigError(
+            f"config.clip_len={config.clip_len} exceeds {name} max_frames={model_config.max_frames}"
+        )
+
+
+def _example_video(config: ml_collections.ConfigDict, channels: int) -> jnp.ndarray:
+    size = config.frame_size
+    return jnp.zeros((1, config.clip_len, size, size, channels), jnp.float32)
 
 
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
     model_config = dataclass_from_config(TokenizerConfig, config.tokenizer.model)
-    if model_config.frame_size != config.frame_size:
-        raise ValueError(
-            f"config.tokenizer.model.frame_size={model_config.frame_size} but "
-            f"config.frame_size={config.frame_size}"
-        )
-    if config.clip_len > model_config.max_frames:
-        raise ValueError(
-            f"config.clip_len={config.clip_len} exceeds tokenizer max_frames="
-            f"{model_config.max_frames}"
-        )
-    size = model_config.frame_size
-    example = jnp.zeros((1, config.clip_len, size, size, model_config.channels), jnp.float32)
+    _check_frames(config, "tokenizer", model_config)
     return Task(
         name="tokenizer",
         model=Tokenizer(model_config),
-        example_inputs=(example,),
+        example_inputs=(_example_video(config, model_config.channels),),
         train_step=functools.partial(
             tokenizer_train_step, dead_code_threshold=config.tokenizer.dead_code_threshold
         ),
@@ -62,4 +83,82 @@ def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
     )
 
 
-TASKS: dict[str, Callable[[ml_collections.ConfigDict], Task]] = {"tokenizer": tokenizer_task}
+def lam_task(config: ml_collections.ConfigDict) -> Task:
+    model_config = dataclass_from_config(LAMConfig, config.lam.model)
+    _check_frames(config, "lam", model_config)
+    return Task(
+        name="lam",
+        model=LatentActionModel(model_config),
+        example_inputs=(_example_video(config, model_config.channels),),
+        train_step=functools.partial(
+            lam_train_step, dead_code_threshold=config.lam.dead_code_threshold
+        ),
+        eval_step=lam_eval_step,
+        section=config.lam,
+    )
+
+
+def genie_model_from_config(config: ml_collections.ConfigDict) -> GenieModel:
+    """The tokenizer + LAM + dynamics module an experiment config describes."""
+    tokenizer = dataclass_from_config(TokenizerConfig, config.tokenizer.model)
+    lam = dataclass_from_config(LAMConfig, config.lam.model)
+    dynamics = dataclass_from_config(DynamicsConfig, config.dynamics.model)
+    for name, part in (("tokenizer", tokenizer), ("lam", lam), ("dynamics", dynamics)):
+        _check_frames(config, name, part)
+    return GenieModel(tokenizer, lam, dynamics)
+
+
+def dynamics_task(config: ml_collections.ConfigDict) -> Task:
+    """Dynamics training on top of a frozen tokenizer and a frozen (or co-trained) LAM.
+
+    The tokenizer's params come from `config.tokenizer_workdir`; the LAM's from
+    `config.lam_workdir` (required unless `config.dynamics.cotrain_lam`, where it is optional
+    and only initializes the LAM).
+    """
+    section = config.dynamics
+    model = genie_model_from_config(config)
+    cotrain = section.cotrain_lam
+    pretrained = {}
+    if not config.tokenizer_workdir:
+        raise ConfigError(
+            "config.tokenizer_workdir is empty: pass the workdir of a `genie train tokenizer` run"
+        )
+    pretrained["tokenizer"] = config.tokenizer_workdir
+    if config.lam_workdir:
+        pretrained["lam"] = config.lam_workdir
+    elif not cotrain:
+        raise ConfigError(
+            "config.lam_workdir is empty: pass the workdir of a `genie train lam` run, or set "
+            "config.dynamics.cotrain_lam=True to train the LAM alongside"
+        )
+    frozen = ("tokenizer",) if cotrain else ("tokenizer", "lam")
+    num_tokens = model.tokenizer_config.num_tokens
+    channels = model.tokenizer_config.channels
+    example_mask = jnp.zeros((1, config.clip_len, num_tokens), bool)
+    return Task(
+        name="dynamics",
+        model=model,
+        example_inputs=(_example_video(config, channels), example_mask),
+        train_step=functools.partial(
+            dynamics_train_step,
+            num_tokens=num_tokens,
+            frozen=frozen,
+            min_mask_rate=model.dynamics_config.min_mask_rate,
+            max_mask_rate=model.dynamics_config.max_mask_rate,
+            lam_loss_weight=section.lam_loss_weight,
+            dead_code_threshold=config.lam.dead_code_threshold,
+        ),
+        eval_step=functools.partial(
+            dynamics_eval_step, num_tokens=num_tokens, mask_rate=section.eval_mask_rate
+        ),
+        section=section,
+        frozen=frozen,
+        pretrained=pretrained,
+    )
+
+
+TASKS: dict[str, Callable[[ml_collections.ConfigDict], Task]] = {
+    "tokenizer": tokenizer_task,
+    "lam": lam_task,
+    "dynamics": dynamics_task,
+}

@@ -1,0 +1,99 @@
+"""Loading the parameters of a pretrained part (tokenizer, LAM) from its own training run.
+
+Only `params` are read: the part's optimizer state and step stay behind (carrying them over is
+a pitfall listed in GENIE_FACTS). Shapes are checked against the checkpoint's metadata first,
+so a tokenizer trained with another codebook size fails with a message that says so instead of
+an orbax traceback.
+"""
+
+import json
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from genie_jax.train.checkpoint import CheckpointNotFoundError
+
+
+class PretrainedMismatchError(ValueError):
+    pass
+
+
+def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def _describe_mismatch(
+    want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]]
+) -> list[str]:
+    problems = []
+    for key in sorted(set(want) | set(have)):
+        if key not in have:
+            problems.append(f"{key}: missing from the checkpoint")
+        elif key not in want:
+            problems.append(f"{key}: in the checkpoint but not in this model")
+        elif want[key] != have[key]:
+            problems.append(f"{key}: checkpoint {have[key]}, this config {want[key]}")
+    return problems
+
+
+def _saved_model_config(workdir: pathlib.Path, part: str) -> dict | None:
+    try:
+        return json.loads((workdir / "config.json").read_text())[part]["model"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def load_pretrained_params(workdir: str | pathlib.Path, part: str, abstract_params: Any) -> Any:
+    """Newest `params` of the `part` run in `workdir`, restored into `abstract_params`'s shardings.
+
+    abstract_params: a tree of `jax.ShapeDtypeStruct` with `.sharding` (the slice of the
+    abstract train state that will hold them).
+    """
+    workdir = pathlib.Path(workdir).absolute()
+    directory = workdir / "checkpoints"
+    if not directory.is_dir():
+        raise CheckpointNotFoundError(
+            f"no {part} checkpoints in {directory}: train it first with `genie train {part}`"
+        )
+    # Only the "state" item is read; the data iterator position of that run does not matter.
+    previous_verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    manager = ocp.CheckpointManager(
+        directory, item_handlers={"state": ocp.PyTreeCheckpointHandler()}
+    )
+    try:
+        step = manager.latest_step()
+        if step is None:
+            raise CheckpointNotFoundError(f"no finished {part} checkpoint in {directory}")
+        saved = manager.item_metadata(step)["state"]["params"]
+        problems = _describe_mismatch(_flat_shapes(abstract_params), _flat_shapes(saved))
+        if problems:
+            hint = ""
+            saved_config = _saved_model_config(workdir, part)
+            if saved_config is not None:
+                hint = f"\n  the checkpoint's {part} config: {saved_config}"
+            raise PretrainedMismatchError(
+                f"the {part} checkpoint in {directory} (step {step}) does not fit this config's "
+                f"{part} model:\n  " + "\n  ".join(problems[:8]) + hint
+            )
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    item={"params": abstract_params},
+                    restore_args={
+                        "params": ocp.checkpoint_utils.construct_restore_args(abstract_params)
+                    },
+                    partial_restore=True,
+                )
+            ),
+        )
+    finally:
+        manager.close()
+        logging.set_verbosity(previous_verbosity)
+    print(f"loaded {part} params from {directory} (step {step})")
+    return restored["state"]["params"]
