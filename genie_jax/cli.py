@@ -3,6 +3,11 @@
   genie data coinrun --out DIR --episodes N [--level-seeds A:B] [--workers K] [--clip-len T]
   genie train tokenizer --config experiments/configs/coinrun.py:smoke --config.data_dir DIR \
       --workdir W [--config.key=value ...]
+  genie train lam --config ... --config.data_dir DIR --workdir W2
+  genie train dynamics --config ... --config.data_dir DIR --config.tokenizer_workdir W1 \
+      --config.lam_workdir W2 --workdir W3
+  genie play --workdir W3 [--image PATH] [--actions 0,3,3,1 --out rollout.gif]
+  genie bench sample --config experiments/configs/coinrun.py:smoke [--workdir W3] [--out F]
   genie demo [--out DIR]
 """
 
@@ -48,6 +53,65 @@ def _train(args: argparse.Namespace, rest: list[str]) -> None:
     )
 
 
+def _prompt_frame(args: argparse.Namespace, world) -> "np.ndarray":  # noqa: F821
+    from genie_jax.data.source import open_split
+    from genie_jax.video_io import read_image
+
+    if args.image:
+        return read_image(args.image, world.config.frame_size)
+    data_dir = args.data_dir or world.config.data_dir
+    source = open_split(
+        data_dir, "test", clip_len=world.config.clip_len, frame_size=world.config.frame_size
+    )
+    if not 0 <= args.clip < len(source):
+        raise SystemExit(f"genie play: --clip {args.clip} outside 0..{len(source) - 1}")
+    print(f"prompt: frame 0 of test clip {args.clip} in {data_dir}")
+    return source[args.clip]["video"][0]
+
+
+def _play(args: argparse.Namespace) -> None:
+    from genie_jax.play import PlaySession, interactive, parse_actions, save_rollout
+    from genie_jax.world import load_world
+
+    world = load_world(args.workdir)
+    try:
+        prompt_HWC = _prompt_frame(args, world)
+        actions = None if args.actions is None else parse_actions(args.actions, world.num_actions)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"genie play: error: {error}") from None
+    session = PlaySession(world, prompt_HWC, seed=args.seed)
+    out = pathlib.Path(args.out)
+    if actions is not None:
+        for action in actions:
+            session.step(action)
+        for path in save_rollout(session, out):
+            print(f"rollout ({len(session.frames)} frames): {path}")
+        return
+    interactive(session, out.with_suffix(".png"), out)
+
+
+def _bench(args: argparse.Namespace, rest: list[str]) -> None:
+    import json
+
+    from genie_jax.bench.sample import bench_sample
+    from genie_jax.config_loading import parse_config_args
+
+    config, extras = parse_config_args(rest)
+    result = bench_sample(
+        config,
+        workdir=extras["workdir"],
+        batch=args.batch,
+        num_frames=args.frames,
+        prompt_frames=args.prompt_frames,
+        repeats=args.repeats,
+    )
+    line = json.dumps(result)
+    if args.out:
+        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.out).write_text(line + "\n")
+    print(line)
+
+
 def _demo(args: argparse.Namespace) -> None:
     from genie_jax.demo import run_demo
 
@@ -73,7 +137,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("model", choices=["tokenizer", "lam", "dynamics"])
 
-    demo = commands.add_parser("demo", help="the smoke pipeline: data -> tokenizer")
+    play = commands.add_parser("play", help="choose latent actions, see the next frames")
+    play.add_argument("--workdir", required=True, help="a `genie train dynamics` workdir")
+    play.add_argument("--image", help="prompt image (default: frame 0 of a test clip)")
+    play.add_argument("--data-dir", help="dataset for the prompt (default: the run's data_dir)")
+    play.add_argument("--clip", type=int, default=0, help="test clip whose first frame prompts")
+    play.add_argument("--actions", help="scripted mode: comma-separated latent actions")
+    play.add_argument(
+        "--out", default="rollout.gif", help="GIF of the session (the frame goes next to it)"
+    )
+    play.add_argument("--seed", type=int, default=0, help="sampling seed")
+
+    bench = commands.add_parser(
+        "bench", help="benchmarks; the last line printed is one JSON object"
+    )
+    bench.add_argument("kind", choices=["sample"])
+    bench.add_argument("--batch", type=int, default=1)
+    bench.add_argument("--frames", type=int, default=16, help="rollout length T")
+    bench.add_argument("--prompt-frames", type=int, default=1)
+    bench.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up")
+    bench.add_argument("--out", help="also write the JSON here")
+
+    demo = commands.add_parser(
+        "demo", help="the smoke pipeline: data -> tokenizer -> LAM -> dynamics -> rollout GIF"
+    )
     demo.add_argument("--out", default="runs/demo", help="where data and runs go")
     demo.add_argument("--episodes", type=int, default=24)
     return parser
@@ -84,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command != "train" and rest:
+    if args.command not in ("train", "bench") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from genie_jax.config_loading import ConfigError
     from genie_jax.data import DataError
@@ -98,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
             _data(args)
         elif args.command == "train":
             _train(args, rest)
+        elif args.command == "play":
+            _play(args)
+        elif args.command == "bench":
+            _bench(args, rest)
         elif args.command == "demo":
             _demo(args)
     except (
@@ -108,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         TrainingDivergedError,
     ) as error:
         raise SystemExit(f"genie {args.command}: error: {error}") from None
-    print(f"[{time.perf_counter() - tic:.0f}s]")
+    # stderr: a benchmark's last stdout line is its JSON.
+    print(f"[{time.perf_counter() - tic:.0f}s]", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,16 @@ from genie_jax.lam import LAMConfig, LatentActionModel
 from genie_jax.tokenizer import Tokenizer, TokenizerConfig
 
 
+def standalone_dynamics(genie: "GenieModel") -> DynamicsModel:
+    """The dynamics part of `genie` as its own unbound module (its params: params["dynamics"])."""
+    return DynamicsModel(
+        genie.dynamics_config,
+        vocab_size=genie.tokenizer_config.codebook_size,
+        num_tokens=genie.tokenizer_config.num_tokens,
+        num_actions=genie.lam_config.num_actions,
+    )
+
+
 class GenieModel(nn.Module):
     tokenizer_config: TokenizerConfig
     lam_config: LAMConfig
@@ -27,12 +37,7 @@ class GenieModel(nn.Module):
             )
         self.tokenizer = Tokenizer(tok)
         self.lam = LatentActionModel(lam)
-        self.dynamics = DynamicsModel(
-            self.dynamics_config,
-            vocab_size=tok.codebook_size,
-            num_tokens=tok.num_tokens,
-            num_actions=lam.num_actions,
-        )
+        self.dynamics = standalone_dynamics(self)
 
     def tokenize(self, video_BTHWC: jax.Array) -> jax.Array:
         """Pixels in [0, 1] -> token indices [B, T, N] (the tokenizer never trains here)."""

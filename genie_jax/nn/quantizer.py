@@ -38,9 +38,12 @@ class VectorQuantizer(nn.Module):
             (self.codebook_size, self.code_dim),
             self.param_dtype,
         )
-        self.steps_unused_V = self.variable(
-            "vq_stats", "steps_unused", jnp.zeros, (self.codebook_size,), jnp.int32
-        )
+        # Inference may apply the model with params only: the counters then do not exist.
+        self.has_stats = self.is_initializing() or self.has_variable("vq_stats", "steps_unused")
+        if self.has_stats:
+            self.steps_unused_V = self.variable(
+                "vq_stats", "steps_unused", jnp.zeros, (self.codebook_size,), jnp.int32
+            )
 
     def codes(self) -> jax.Array:
         """The effective codebook [V, E] (normalized if `normalize`)."""
@@ -82,7 +85,7 @@ class VectorQuantizer(nn.Module):
         counts_V = jnp.sum(jax.nn.one_hot(indices_M, self.codebook_size, dtype=jnp.int32), axis=0)
         probs_V = counts_V / jnp.maximum(jnp.sum(counts_V), 1)
         entropy = -jnp.sum(jnp.where(probs_V > 0, probs_V * jnp.log(probs_V), 0.0))
-        if train and not self.is_initializing():
+        if train and self.has_stats and not self.is_initializing():
             self.steps_unused_V.value = jnp.where(counts_V > 0, 0, self.steps_unused_V.value + 1)
 
         aux = {

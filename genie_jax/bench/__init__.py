@@ -1,0 +1,1 @@
+"""Benchmarks behind `genie bench ...`: each returns a JSON-ready dict of measured figures."""

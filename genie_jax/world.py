@@ -1,0 +1,118 @@
+"""A trained (or freshly initialized) Genie ready to sample: tokenizer, LAM, dynamics, sampler.
+
+`load_world(workdir)` reads a `genie train dynamics` workdir: its `config.json` and its newest
+checkpoint, which holds all three parts' parameters (the dynamics run carries the frozen
+tokenizer and LAM with it). Optimizer state is never read.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from genie_jax.genie_model import GenieModel, standalone_dynamics
+from genie_jax.maskgit import Sampler, SamplingConfig
+from genie_jax.train.checkpoint import CheckpointNotFoundError
+from genie_jax.train.pretrained import load_pretrained_params
+from genie_jax.train.tasks import dataclass_from_config, genie_model_from_config
+
+
+@dataclasses.dataclass
+class World:
+    config: ml_collections.ConfigDict
+    model: GenieModel
+    params: dict
+    sampler: Sampler
+
+    def __post_init__(self):
+        apply = self.model.apply
+        self._tokenize = jax.jit(lambda p, v: apply({"params": p}, v, method="tokenize"))
+        self._detokenize = jax.jit(lambda p, z: apply({"params": p}, z, method="detokenize"))
+        self._actions = jax.jit(lambda p, v: apply({"params": p}, v, method="latent_actions"))
+
+    @property
+    def num_actions(self) -> int:
+        return self.model.lam_config.num_actions
+
+    @property
+    def max_frames(self) -> int:
+        return self.model.dynamics_config.max_frames
+
+    @property
+    def dynamics_params(self) -> dict:
+        return self.params["dynamics"]
+
+    def tokenize(self, video_BTHWC: np.ndarray) -> jax.Array:
+        """uint8 or [0, 1] float video -> token indices [B, T, N]."""
+        return self._tokenize(self.params, _to_unit(video_BTHWC))
+
+    def detokenize(self, tokens_BTN: jax.Array) -> np.ndarray:
+        """Token indices [B, T, N] -> uint8 video [B, T, H, W, C]."""
+        video = self._detokenize(self.params, jnp.asarray(tokens_BTN, jnp.int32))
+        return np.asarray(jnp.clip(video * 255.0 + 0.5, 0, 255)).astype(np.uint8)
+
+    def latent_actions(self, video_BTHWC: np.ndarray) -> np.ndarray:
+        """Video [B, T, ...] -> the LAM's latent actions [B, T-1]."""
+        return np.asarray(self._actions(self.params, _to_unit(video_BTHWC)))
+
+
+def _to_unit(video: np.ndarray) -> jax.Array:
+    video = jnp.asarray(video)
+    if video.dtype == jnp.uint8:
+        return video.astype(jnp.float32) / 255.0
+    return video.astype(jnp.float32)
+
+
+def sampling_from_config(config: ml_collections.ConfigDict, **overrides) -> SamplingConfig:
+    values = {**config.dynamics.sampling.to_dict(), **overrides}
+    return dataclass_from_config(SamplingConfig, ml_collections.ConfigDict(values))
+
+
+def _abstract_params(model: GenieModel, config: ml_collections.ConfigDict) -> dict:
+    size, channels = config.frame_size, model.tokenizer_config.channels
+    video = jnp.zeros((1, 2, size, size, channels), jnp.float32)
+    mask = jnp.zeros((1, 2, model.tokenizer_config.num_tokens), bool)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), video, mask))
+    params = nn.meta.unbox(variables["params"])
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params)
+
+
+def random_world(config: ml_collections.ConfigDict, *, seed: int = 0, **sampling) -> World:
+    """An untrained Genie of the config's sizes (benchmarks need shapes, not weights)."""
+    model = genie_model_from_config(config)
+    size, channels = config.frame_size, model.tokenizer_config.channels
+    video = jnp.zeros((1, 2, size, size, channels), jnp.float32)
+    mask = jnp.zeros((1, 2, model.tokenizer_config.num_tokens), bool)
+    variables = jax.jit(lambda r: model.init(r, video, mask))(jax.random.key(seed))
+    params = nn.meta.unbox(variables["params"])
+    return World(
+        config,
+        model,
+        params,
+        Sampler(standalone_dynamics(model), sampling_from_config(config, **sampling)),
+    )
+
+
+def load_world(workdir: str | pathlib.Path, **sampling) -> World:
+    """The Genie trained in a `genie train dynamics` workdir (params only)."""
+    workdir = pathlib.Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.is_file():
+        raise CheckpointNotFoundError(
+            f"{config_path} not found: pass the --workdir of a `genie train dynamics` run"
+        )
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    model = genie_model_from_config(config)
+    params = load_pretrained_params(workdir, "dynamics", _abstract_params(model, config))
+    return World(
+        config,
+        model,
+        params,
+        Sampler(standalone_dynamics(model), sampling_from_config(config, **sampling)),
+    )
