@@ -1,14 +1,46 @@
 """`genie demo`: the CoinRun pipeline at smoke scale, printing where each artifact went.
 
-data -> tokenizer now; the LAM, dynamics model and a rollout GIF join as they land (#3, #4).
+data -> tokenizer -> LAM -> dynamics -> a rollout GIF: for a few test clips, the real clip next
+to Genie's rollout from its first frame, driven by the latent actions the LAM infers from the
+real clip.
 """
 
 import pathlib
+
+import jax
+import numpy as np
 
 from genie_jax.config_loading import load_config
 from genie_jax.data import build_coinrun
 
 CONFIG = pathlib.Path(__file__).resolve().parent.parent / "experiments/configs/coinrun.py"
+ROLLOUT_CLIPS = 4
+
+
+def write_rollout_gif(dynamics_dir: pathlib.Path, out: pathlib.Path, *, clips: int) -> pathlib.Path:
+    """Real test clips (left) next to rollouts from their first frame (right), one row each."""
+    from genie_jax.data.source import open_split
+    from genie_jax.video_io import side_by_side, upscale, write_gif
+    from genie_jax.world import load_world
+
+    world = load_world(dynamics_dir)
+    config = world.config
+    source = open_split(
+        config.data_dir, "test", clip_len=config.clip_len, frame_size=config.frame_size
+    )
+    real_BTHWC = np.stack([source[i]["video"] for i in range(min(clips, len(source)))])
+    actions_BA = world.latent_actions(real_BTHWC)
+    tokens_BTN = world.tokenize(real_BTHWC)
+    rollout_BTN = world.sampler.rollout_cached(
+        world.dynamics_params,
+        tokens_BTN[:, :1],
+        actions_BA,
+        jax.random.key(config.seed),
+        num_frames=real_BTHWC.shape[1],
+    )
+    generated_BTHWC = world.detokenize(rollout_BTN)
+    rows = [side_by_side(real, fake) for real, fake in zip(real_BTHWC, generated_BTHWC)]
+    return write_gif(out, upscale(np.concatenate(rows, axis=1), 2))
 
 
 def run_demo(out: pathlib.Path, *, episodes: int = 24) -> dict[str, pathlib.Path]:
@@ -16,19 +48,32 @@ def run_demo(out: pathlib.Path, *, episodes: int = 24) -> dict[str, pathlib.Path
 
     out = out.absolute()
     data_dir = out / "data"
-    print(f"[1/2] CoinRun data -> {data_dir}")
+    print(f"[1/5] CoinRun data -> {data_dir}")
     build_coinrun(data_dir, episodes=episodes, clip_len=16, workers=2, max_steps=400)
-    config = load_config(f"{CONFIG}:smoke", {"data_dir": str(data_dir)})
-    tokenizer_dir = out / "tokenizer"
-    print(f"[2/2] tokenizer -> {tokenizer_dir}")
-    summary = train(config, tokenizer_dir, "tokenizer")
-    print(f"tokenizer validation: {summary.get('eval')}")
-    artifacts = {
-        "data": data_dir,
-        "tokenizer checkpoints": pathlib.Path(summary["checkpoint_dir"]),
-        "tokenizer metrics": tokenizer_dir / "metrics.jsonl",
-        "tensorboard": tokenizer_dir / "tensorboard",
-    }
+    workdirs = {name: out / name for name in ("tokenizer", "lam", "dynamics")}
+    config = load_config(
+        f"{CONFIG}:smoke",
+        {
+            "data_dir": str(data_dir),
+            "tokenizer_workdir": str(workdirs["tokenizer"]),
+            "lam_workdir": str(workdirs["lam"]),
+        },
+    )
+    summaries = {}
+    for i, name in enumerate(("tokenizer", "lam", "dynamics"), start=2):
+        print(f"[{i}/5] {name} -> {workdirs[name]}")
+        summaries[name] = train(config, workdirs[name], name)
+        print(f"{name} validation: {summaries[name].get('eval')}")
+    gif = out / "rollout.gif"
+    print(f"[5/5] rollout GIF -> {gif}")
+    write_rollout_gif(workdirs["dynamics"], gif, clips=ROLLOUT_CLIPS)
+    artifacts = {"data": data_dir}
+    for name, workdir in workdirs.items():
+        artifacts[f"{name} checkpoints"] = pathlib.Path(summaries[name]["checkpoint_dir"])
+        artifacts[f"{name} metrics"] = workdir / "metrics.jsonl"
+    artifacts["tensorboard"] = out  # one run per subdirectory: tensorboard --logdir OUT
+    artifacts["rollout GIF (left real, right generated)"] = gif
     for name, path in artifacts.items():
         print(f"  {name}: {path}")
+    print(f"play: genie play --workdir {workdirs['dynamics']}")
     return artifacts

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 from clu import parameter_overview
 
+from genie_jax.config_loading import ConfigError
 from genie_jax.data import DataError
 from genie_jax.data.pipeline import make_eval_iterator, make_train_iterator, to_global_batch
 from genie_jax.train.checkpoint import Checkpointer
@@ -96,13 +97,11 @@ def train(
     section = task.section
     if not config.data_dir:
         raise DataError("config.data_dir is empty; pass --config.data_dir=DIR")
-    write_config(config, workdir)
-
     mesh = make_mesh(config.mesh_shape)
     rules = rules_from_config(config.get("logical_axis_rules"))
     data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
     if section.batch_size % data_parallel:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size {section.batch_size} is not divisible by the data-parallel mesh size "
             f"{data_parallel} (mesh {dict(mesh.shape)})"
         )
@@ -117,6 +116,12 @@ def train(
     )
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     tx = freeze_groups(tx, task.frozen)
+    if task.pretrained and not _has_checkpoint(workdir / "checkpoints"):
+        # Fail on a missing or mismatched part before anything is written.
+        abstract, _ = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
+        for group, source in task.pretrained.items():
+            load_pretrained_params(source, group, abstract.params[group], check_only=True)
+    write_config(config, workdir)
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
     if checkpointer.latest_step() is not None:
         abstract, shardings = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
@@ -205,6 +210,10 @@ def train(
     if jax.process_index() == 0:
         (workdir / f"{task.name}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _has_checkpoint(directory: pathlib.Path) -> bool:
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
 def _load_pretrained(state, pretrained: dict[str, str]):

@@ -47,11 +47,14 @@ def _saved_model_config(workdir: pathlib.Path, part: str) -> dict | None:
         return None
 
 
-def load_pretrained_params(workdir: str | pathlib.Path, part: str, abstract_params: Any) -> Any:
+def load_pretrained_params(
+    workdir: str | pathlib.Path, part: str, abstract_params: Any, *, check_only: bool = False
+) -> Any:
     """Newest `params` of the `part` run in `workdir`, restored into `abstract_params`'s shardings.
 
     abstract_params: a tree of `jax.ShapeDtypeStruct` with `.sharding` (the slice of the
-    abstract train state that will hold them).
+    abstract train state that will hold them). `check_only` stops after the checks (missing
+    checkpoint, shape mismatch) and returns None.
     """
     workdir = pathlib.Path(workdir).absolute()
     directory = workdir / "checkpoints"
@@ -80,6 +83,8 @@ def load_pretrained_params(workdir: str | pathlib.Path, part: str, abstract_para
                 f"the {part} checkpoint in {directory} (step {step}) does not fit this config's "
                 f"{part} model:\n  " + "\n  ".join(problems[:8]) + hint
             )
+        if check_only:
+            return None
         restored = manager.restore(
             step,
             args=ocp.args.Composite(
