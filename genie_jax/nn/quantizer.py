@@ -6,7 +6,11 @@ Genie's 32-d latents follow that recipe), which keeps many codes in use.
 
 Dead-code reset: every code carries a `steps_unused` counter in the `vq_stats` collection; the
 train step calls `reset_dead_codes` after the update, moving codes unused for `threshold`
-steps onto a live code plus noise (the LAM-collapse remedy listed in GENIE_FACTS).
+steps (the LAM-collapse remedy listed in GENIE_FACTS). Where they go: onto the inputs of the
+last training batch that the codebook fits worst (`worst_inputs`, also in `vq_stats`), so a
+revived code wins at least the input it was placed on. Moving them onto a live code plus noise
+(the fallback when no inputs were recorded) left a tiny LAM collapsed on one code: the revived
+copies sat next to the one winner and never won.
 """
 
 from typing import Any
@@ -43,6 +47,16 @@ class VectorQuantizer(nn.Module):
         if self.has_stats:
             self.steps_unused_V = self.variable(
                 "vq_stats", "steps_unused", jnp.zeros, (self.codebook_size,), jnp.int32
+            )
+        # The batch inputs the codebook fits worst, worst first: where dead codes go.
+        self.has_worst = self.is_initializing() or self.has_variable("vq_stats", "worst_inputs")
+        if self.has_worst:
+            self.worst_inputs_VE = self.variable(
+                "vq_stats",
+                "worst_inputs",
+                jnp.zeros,
+                (self.codebook_size, self.code_dim),
+                jnp.float32,
             )
 
     def codes(self) -> jax.Array:
@@ -87,6 +101,8 @@ class VectorQuantizer(nn.Module):
         entropy = -jnp.sum(jnp.where(probs_V > 0, probs_V * jnp.log(probs_V), 0.0))
         if train and self.has_stats and not self.is_initializing():
             self.steps_unused_V.value = jnp.where(counts_V > 0, 0, self.steps_unused_V.value + 1)
+        if train and self.has_worst and not self.is_initializing():
+            self.worst_inputs_VE.value = self._worst_fit(z_ME, jnp.min(distance_MV, axis=-1))
 
         aux = {
             "indices": indices_M.reshape(lead_shape),
@@ -99,6 +115,13 @@ class VectorQuantizer(nn.Module):
         }
         return q_st_ME.reshape(*lead_shape, self.code_dim), aux
 
+    def _worst_fit(self, z_ME: jax.Array, distance_M: jax.Array) -> jax.Array:
+        """The V inputs farthest from their code (cycled when the batch holds fewer than V)."""
+        k = min(self.codebook_size, z_ME.shape[0])
+        _, worst_K = jax.lax.top_k(jax.lax.stop_gradient(distance_M), k)
+        order_V = worst_K[jnp.arange(self.codebook_size) % k]
+        return jax.lax.stop_gradient(z_ME[order_V])
+
 
 def _reset_codebook(
     codebook_VE: jax.Array,
@@ -106,12 +129,22 @@ def _reset_codebook(
     rng: jax.Array,
     threshold: int,
     noise_scale: float,
+    worst_inputs_VE: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     dead_V = steps_unused_V >= threshold
+    source_rng, noise_rng = jax.random.split(rng)
+    if worst_inputs_VE is not None:
+        # Data-dependent: the i-th dead code moves onto the i-th worst-fit input of the last
+        # batch (plus noise, so two copies of one input do not tie).
+        rank_V = jnp.cumsum(dead_V) - 1
+        scale = noise_scale * jnp.std(worst_inputs_VE)
+        noise_VE = scale * jax.random.normal(noise_rng, codebook_VE.shape, codebook_VE.dtype)
+        revived_VE = worst_inputs_VE[jnp.clip(rank_V, 0, None)].astype(codebook_VE.dtype)
+        new_codebook_VE = jnp.where(dead_V[:, None], revived_VE + noise_VE, codebook_VE)
+        return new_codebook_VE, jnp.where(dead_V, 0, steps_unused_V), jnp.sum(dead_V)
     live_logits_V = jnp.where(dead_V, -jnp.inf, 0.0)
     # If every code is dead (only possible with threshold 0), fall back to all codes.
     live_logits_V = jnp.where(jnp.all(dead_V), 0.0, live_logits_V)
-    source_rng, noise_rng = jax.random.split(rng)
     source_V = jax.random.categorical(source_rng, live_logits_V, shape=steps_unused_V.shape)
     scale = noise_scale * jnp.std(codebook_VE)
     noise_VE = scale * jax.random.normal(noise_rng, codebook_VE.shape, codebook_VE.dtype)
@@ -132,8 +165,9 @@ def reset_dead_codes(
     """Revives dead codes in every quantizer of a model.
 
     Finds each `.../codebook` parameter with a matching `.../steps_unused` counter in
-    `vq_stats`; codes unused for >= `threshold` steps become a random live code plus Gaussian
-    noise (`noise_scale` times the codebook's std) and their counters restart.
+    `vq_stats`; codes unused for >= `threshold` steps move onto the recorded worst-fit inputs
+    (`.../worst_inputs`) or, without them, onto a random live code, plus Gaussian noise
+    (`noise_scale` times the std of the source), and their counters restart.
 
     Returns (params, vq_stats, number of codes reset).
     """
@@ -148,7 +182,12 @@ def reset_dead_codes(
             raise KeyError(f"vq_stats entry {'/'.join(path)} has no codebook parameter")
         rng, code_rng = jax.random.split(rng)
         codebook_VE, flat_stats[path], count = _reset_codebook(
-            flat_params[codebook_path], steps_unused_V, code_rng, threshold, noise_scale
+            flat_params[codebook_path],
+            steps_unused_V,
+            code_rng,
+            threshold,
+            noise_scale,
+            flat_stats.get(path[:-1] + ("worst_inputs",)),
         )
         flat_params[codebook_path] = codebook_VE
         num_reset = num_reset + count

@@ -263,3 +263,32 @@ def test_dead_code_reset_revives_codes():
     # The one live code still serves the training inputs.
     (_, again), _ = step({"params": params, "vq_stats": stats}, z_train)
     np.testing.assert_array_equal(again["indices"], 0)
+
+
+def test_dead_codes_move_onto_the_worst_fit_inputs():
+    """Data-dependent reset: a collapsed quantizer whose inputs form two clusters, both served
+    by one code, must split them after a reset (revived copies of the live code would not)."""
+    vq = VectorQuantizer(codebook_size=V, code_dim=E)
+    variables = _init(vq, jnp.zeros((16, E)))
+    step = jax.jit(lambda v, z: vq.apply(v, z, train=True, mutable=["vq_stats"]))
+    codes = vq.apply(variables, method=VectorQuantizer.codes)
+    # Most inputs sit on code 0; a few lie farther off in one direction, still nearest code 0.
+    offset = 0.3 * jax.random.normal(_key(4), (E,))
+    near = codes[0] + 0.01 * jax.random.normal(_key(1), (12, E))
+    far = codes[0] + offset + 0.01 * jax.random.normal(_key(5), (4, E))
+    z_train = jnp.concatenate([near, far])
+    (_, aux), state = step(variables, z_train)
+    assert int(np.sum(np.asarray(aux["counts"]) > 0)) == 1  # collapsed before the reset
+    worst = np.asarray(state["vq_stats"]["worst_inputs"])
+    far_normalized = far / jnp.linalg.norm(far, axis=-1, keepdims=True)
+    # The four farthest inputs come first.
+    dist = np.linalg.norm(worst[:4, None] - np.asarray(far_normalized)[None], axis=-1)
+    assert np.all(dist.min(axis=1) < 1e-5)
+
+    params, stats, num_reset = reset_dead_codes(
+        variables["params"], state["vq_stats"], _key(2), threshold=1, noise_scale=0.01
+    )
+    assert int(num_reset) == V - 1
+    (_, after), _ = step({"params": params, "vq_stats": stats}, z_train)
+    assert int(np.sum(np.asarray(after["counts"]) > 0)) >= 2
+    assert set(np.asarray(after["indices"])[12:].tolist()).isdisjoint({0})
