@@ -116,9 +116,10 @@ class Sampler:
         """Decodes the next frame [B, N] given the transition action into it."""
         if state.next_frame >= state.cache[0].shape[2]:
             raise ValueError(f"the KV cache holds {state.cache[0].shape[2]} frames and is full")
+        action_B = check_actions(action_B, self.model.num_actions)
         frame_rng = jax.random.fold_in(rng, state.next_frame)
         frame_BN, cache = self._next_frame(
-            params, state.cache, jnp.asarray(action_B, jnp.int32), state.next_frame, frame_rng
+            params, state.cache, jnp.asarray(action_B), state.next_frame, frame_rng
         )
         return frame_BN, CachedState(cache=cache, next_frame=state.next_frame + 1)
 
@@ -131,7 +132,7 @@ class Sampler:
         )
         frames = [prompt_BPN]
         for t in range(prompt_len, num_frames):
-            frame_BN, state = self.step(params, state, frame_actions_BT[:, t], rng)
+            frame_BN, state = self.step(params, state, np.asarray(frame_actions_BT[:, t]), rng)
             frames.append(frame_BN[:, None])
         return jnp.concatenate(frames, axis=1)
 
