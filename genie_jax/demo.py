@@ -28,7 +28,9 @@ def write_rollout_gif(dynamics_dir: pathlib.Path, out: pathlib.Path, *, clips: i
     source = open_split(
         config.data_dir, "test", clip_len=config.clip_len, frame_size=config.frame_size
     )
-    real_BTHWC = np.stack([source[i]["video"] for i in range(min(clips, len(source)))])
+    # Spread over the split: neighbouring clips often come from one episode.
+    picks = np.unique(np.linspace(0, len(source) - 1, min(clips, len(source))).astype(int))
+    real_BTHWC = np.stack([source[int(i)]["video"] for i in picks])
     actions_BA = world.latent_actions(real_BTHWC)
     tokens_BTN = world.tokenize(real_BTHWC)
     rollout_BTN = world.sampler.rollout_cached(

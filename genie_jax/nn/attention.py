@@ -73,19 +73,16 @@ class Attention(nn.Module):
         if not causal:
             raise ValueError("a KV cache only makes sense for causal attention")
         k_SCKH, v_SCKH = kv_cache
+        out_SLKH = _attend_with_cache(q_SLKH, k_SLKH, v_SLKH, k_SCKH, v_SCKH, cache_index)
+        out_SLD = jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
+        # The updated cache; a caller that drops it (a MaskGIT step) pays nothing for it: the
+        # attention above reads the old cache, so XLA removes the unused update.
         k_SCKH = jax.lax.dynamic_update_slice_in_dim(
             k_SCKH, k_SLKH.astype(k_SCKH.dtype), cache_index, axis=1
         )
         v_SCKH = jax.lax.dynamic_update_slice_in_dim(
             v_SCKH, v_SLKH.astype(v_SCKH.dtype), cache_index, axis=1
         )
-        length, capacity = x_SLD.shape[1], k_SCKH.shape[1]
-        query_pos_L = cache_index + jnp.arange(length)
-        visible_LC = jnp.arange(capacity)[None, :] <= query_pos_L[:, None]
-        out_SLKH = jax.nn.dot_product_attention(
-            q_SLKH, k_SCKH.astype(self.dtype), v_SCKH.astype(self.dtype), mask=visible_LC
-        )
-        out_SLD = jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
         return out_SLD, (k_SCKH, v_SCKH)
 
     def _rms_norm(self, name: str, x_SLKH: jax.Array) -> jax.Array:
@@ -97,3 +94,30 @@ class Attention(nn.Module):
             name=name,
         )(x_SLKH.astype(jnp.float32))
         return normed.astype(self.dtype)
+
+
+def _attend_with_cache(
+    q_SLKH: jax.Array,
+    k_SLKH: jax.Array,
+    v_SLKH: jax.Array,
+    k_SCKH: jax.Array,
+    v_SCKH: jax.Array,
+    cache_index: jax.Array,
+) -> jax.Array:
+    """Causal attention of L new positions (cache_index..) over the cached positions
+    < cache_index and over themselves, with one softmax across both (fp32 scores)."""
+    scale = q_SLKH.shape[-1] ** -0.5
+    q_SLKH = q_SLKH.astype(jnp.float32) * scale
+    scores_SKLC = jnp.einsum("slkh,sckh->sklc", q_SLKH, k_SCKH.astype(jnp.float32))
+    scores_SKLM = jnp.einsum("slkh,smkh->sklm", q_SLKH, k_SLKH.astype(jnp.float32))
+    length, capacity = q_SLKH.shape[1], k_SCKH.shape[1]
+    past_C = jnp.arange(capacity) < cache_index
+    causal_LM = jnp.arange(length)[None, :] <= jnp.arange(length)[:, None]
+    neg = jnp.finfo(jnp.float32).min
+    scores_SKLC = jnp.where(past_C, scores_SKLC, neg)
+    scores_SKLM = jnp.where(causal_LM, scores_SKLM, neg)
+    probs = jax.nn.softmax(jnp.concatenate([scores_SKLC, scores_SKLM], axis=-1), axis=-1)
+    probs_SKLC, probs_SKLM = probs[..., :capacity], probs[..., capacity:]
+    out_SLKH = jnp.einsum("sklc,sckh->slkh", probs_SKLC, v_SCKH.astype(jnp.float32))
+    out_SLKH += jnp.einsum("sklm,smkh->slkh", probs_SKLM, v_SLKH.astype(jnp.float32))
+    return out_SLKH.astype(v_SLKH.dtype)
