@@ -2,13 +2,13 @@
 
 import dataclasses
 
-import jax.numpy as jnp
+from genie_jax.nn.config_parts import DtypeFields
 
 ACTION_MODES = ("add", "prepend")
 
 
 @dataclasses.dataclass(frozen=True)
-class DynamicsConfig:
+class DynamicsConfig(DtypeFields):
     num_layers: int = 12
     dim: int = 512
     num_heads: int = 8
@@ -36,11 +36,3 @@ class DynamicsConfig:
                 f"mask rates must satisfy 0 <= min ({self.min_mask_rate}) <= max "
                 f"({self.max_mask_rate}) <= 1"
             )
-
-    @property
-    def jnp_dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.dtype)
-
-    @property
-    def jnp_param_dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.param_dtype)

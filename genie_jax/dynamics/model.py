@@ -19,7 +19,13 @@ import jax
 import jax.numpy as jnp
 
 from genie_jax.dynamics.config import DynamicsConfig
-from genie_jax.nn import FactorizedPositionEmbedding, KVCache, STTransformer, empty_kv_cache
+from genie_jax.nn import (
+    FactorizedPositionEmbedding,
+    KVCache,
+    STTransformer,
+    empty_kv_cache,
+    stack_options,
+)
 
 
 def frame_actions(actions_BA: jax.Array, num_actions: int) -> jax.Array:
@@ -69,13 +75,8 @@ class DynamicsModel(nn.Module):
             num_layers=cfg.num_layers,
             num_heads=cfg.num_heads,
             mlp_dim=cfg.mlp_ratio * cfg.dim,
-            qk_norm=cfg.qk_norm,
-            causal_time=True,
-            dtype=cfg.jnp_dtype,
-            param_dtype=cfg.jnp_param_dtype,
-            scan_layers=cfg.scan_layers,
-            remat_policy=cfg.remat_policy,
             name="transformer",
+            **stack_options(cfg),
         )
         # fp32 logits: the softmax cross-entropy must not run in bf16.
         self.head = nn.Dense(

@@ -22,20 +22,12 @@ from genie_jax.nn import (
     FactorizedPositionEmbedding,
     STTransformer,
     VectorQuantizer,
+    check_video,
+    logical_dense,
     patchify,
+    stack_options,
     unpatchify,
 )
-
-
-def _dense(features: int, axes: tuple[str, str], config: LAMConfig, name: str) -> nn.Dense:
-    return nn.Dense(
-        features,
-        dtype=config.jnp_dtype,
-        param_dtype=config.jnp_param_dtype,
-        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
-        name=name,
-    )
 
 
 class LatentActionModel(nn.Module):
@@ -45,15 +37,10 @@ class LatentActionModel(nn.Module):
 
     def setup(self):
         cfg = self.config
-        stack = dict(
-            qk_norm=cfg.qk_norm,
-            causal_time=True,
-            dtype=cfg.jnp_dtype,
-            param_dtype=cfg.jnp_param_dtype,
-            scan_layers=cfg.scan_layers,
-            remat_policy=cfg.remat_policy,
+        stack = stack_options(cfg)
+        self.encoder_patch_embed = logical_dense(
+            cfg.encoder_dim, ("patch", "embed"), cfg, "encoder_patch"
         )
-        self.encoder_patch_embed = _dense(cfg.encoder_dim, ("patch", "embed"), cfg, "encoder_patch")
         self.action_token = self.param(
             "action_token",
             nn.with_logical_partitioning(nn.initializers.normal(0.02), ("embed",)),
@@ -70,7 +57,7 @@ class LatentActionModel(nn.Module):
             name="encoder",
             **stack,
         )
-        self.to_latent = _dense(cfg.latent_dim, ("embed", "code"), cfg, "to_latent")
+        self.to_latent = logical_dense(cfg.latent_dim, ("embed", "code"), cfg, "to_latent")
         self.quantizer = VectorQuantizer(
             codebook_size=cfg.num_actions,
             code_dim=cfg.latent_dim,
@@ -78,8 +65,10 @@ class LatentActionModel(nn.Module):
             param_dtype=cfg.jnp_param_dtype,
             name="quantizer",
         )
-        self.decoder_patch_embed = _dense(cfg.decoder_dim, ("patch", "embed"), cfg, "decoder_patch")
-        self.action_embed = _dense(cfg.decoder_dim, ("code", "embed"), cfg, "action_embed")
+        self.decoder_patch_embed = logical_dense(
+            cfg.decoder_dim, ("patch", "embed"), cfg, "decoder_patch"
+        )
+        self.action_embed = logical_dense(cfg.decoder_dim, ("code", "embed"), cfg, "action_embed")
         self.decoder_pos = FactorizedPositionEmbedding(
             cfg.max_frames, cfg.num_tokens, cfg.jnp_param_dtype, name="decoder_pos"
         )
@@ -91,24 +80,11 @@ class LatentActionModel(nn.Module):
             **stack,
         )
         patch_pixels = cfg.patch_size**2 * cfg.channels
-        self.to_pixels = _dense(patch_pixels, ("embed", "patch"), cfg, "to_pixels")
-
-    def _check_video(self, video_BTHWC: jax.Array) -> None:
-        cfg = self.config
-        expected = (cfg.frame_size, cfg.frame_size, cfg.channels)
-        if video_BTHWC.ndim != 5 or video_BTHWC.shape[2:] != expected:
-            raise ValueError(
-                f"LAM expects video [B, T, {cfg.frame_size}, {cfg.frame_size}, {cfg.channels}], "
-                f"got {video_BTHWC.shape}"
-            )
-        if not 2 <= video_BTHWC.shape[1] <= cfg.max_frames:
-            raise ValueError(
-                f"LAM needs 2..{cfg.max_frames} frames per clip, got {video_BTHWC.shape[1]}"
-            )
+        self.to_pixels = logical_dense(patch_pixels, ("embed", "patch"), cfg, "to_pixels")
 
     def encode(self, video_BTHWC: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         """Video -> (quantized actions [B, T-1, E], quantizer aux with `indices` [B, T-1])."""
-        self._check_video(video_BTHWC)
+        check_video(video_BTHWC, self.config, "LAM", min_frames=2)
         pixels_BTNP = patchify(video_BTHWC * 2.0 - 1.0, self.config.patch_size)
         x_BTND = self.encoder_patch_embed(pixels_BTNP)
         batch, frames, _, dim = x_BTND.shape

@@ -9,10 +9,17 @@ Shape legend, used in tensor names (`x_BTND`) and einsum strings throughout the 
 """
 
 from genie_jax.nn.attention import Attention
-from genie_jax.nn.patchify import patchify, unpatchify
+from genie_jax.nn.dense import logical_dense
+from genie_jax.nn.patchify import check_video, patchify, unpatchify
 from genie_jax.nn.posemb import FactorizedPositionEmbedding
 from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
-from genie_jax.nn.st_transformer import KVCache, STBlock, STTransformer, empty_kv_cache
+from genie_jax.nn.st_transformer import (
+    KVCache,
+    STBlock,
+    STTransformer,
+    empty_kv_cache,
+    stack_options,
+)
 
 __all__ = [
     "Attention",
@@ -21,6 +28,9 @@ __all__ = [
     "STBlock",
     "STTransformer",
     "VectorQuantizer",
+    "check_video",
+    "logical_dense",
+    "stack_options",
     "empty_kv_cache",
     "patchify",
     "reset_dead_codes",

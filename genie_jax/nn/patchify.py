@@ -24,3 +24,18 @@ def unpatchify(patches_BTNP: jax.Array, patch_size: int, grid_h: int, grid_w: in
         p1=patch_size,
         p2=patch_size,
     )
+
+
+def check_video(video_BTHWC: jax.Array, config, who: str, *, min_frames: int = 1) -> None:
+    """Raises a ValueError naming `who` unless the video is [B, T, S, S, C] with
+    min_frames <= T <= max_frames of `config` (which has frame_size, channels, max_frames)."""
+    size, channels = config.frame_size, config.channels
+    if video_BTHWC.ndim != 5 or video_BTHWC.shape[2:] != (size, size, channels):
+        raise ValueError(
+            f"{who} expects video [B, T, {size}, {size}, {channels}], got {video_BTHWC.shape}"
+        )
+    if not min_frames <= video_BTHWC.shape[1] <= config.max_frames:
+        raise ValueError(
+            f"{who} needs {min_frames}..{config.max_frames} frames per clip, "
+            f"got {video_BTHWC.shape[1]}"
+        )

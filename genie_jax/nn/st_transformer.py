@@ -211,3 +211,15 @@ class STTransformer(nn.Module):
         if kv_cache is None:
             return x_BTND
         return x_BTND, kv_cache
+
+
+def stack_options(config) -> dict[str, Any]:
+    """The STTransformer settings every model config shares (causal in time)."""
+    return dict(
+        qk_norm=config.qk_norm,
+        causal_time=True,
+        dtype=config.jnp_dtype,
+        param_dtype=config.jnp_param_dtype,
+        scan_layers=config.scan_layers,
+        remat_policy=config.remat_policy,
+    )

@@ -2,11 +2,11 @@
 
 import dataclasses
 
-import jax.numpy as jnp
+from genie_jax.nn.config_parts import DtypeFields, PatchGridFields
 
 
 @dataclasses.dataclass(frozen=True)
-class TokenizerConfig:
+class TokenizerConfig(DtypeFields, PatchGridFields):
     frame_size: int = 64  # square frames, pixels per side
     channels: int = 3
     patch_size: int = 4  # Genie: 4 for Platformers and CoinRun
@@ -26,25 +26,3 @@ class TokenizerConfig:
     param_dtype: str = "float32"
     scan_layers: bool = False
     remat_policy: str = "none"
-
-    @property
-    def grid_size(self) -> int:
-        """Patches per side (H = W)."""
-        if self.frame_size % self.patch_size:
-            raise ValueError(
-                f"frame_size {self.frame_size} is not divisible by patch_size {self.patch_size}"
-            )
-        return self.frame_size // self.patch_size
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens per frame, N."""
-        return self.grid_size**2
-
-    @property
-    def jnp_dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.dtype)
-
-    @property
-    def jnp_param_dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.param_dtype)

@@ -16,21 +16,13 @@ from genie_jax.nn import (
     FactorizedPositionEmbedding,
     STTransformer,
     VectorQuantizer,
+    check_video,
+    logical_dense,
     patchify,
+    stack_options,
     unpatchify,
 )
 from genie_jax.tokenizer.config import TokenizerConfig
-
-
-def _dense(features: int, axes: tuple[str, str], config: TokenizerConfig, name: str) -> nn.Dense:
-    return nn.Dense(
-        features,
-        dtype=config.jnp_dtype,
-        param_dtype=config.jnp_param_dtype,
-        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
-        name=name,
-    )
 
 
 class Tokenizer(nn.Module):
@@ -40,15 +32,8 @@ class Tokenizer(nn.Module):
 
     def setup(self):
         cfg = self.config
-        stack = dict(
-            qk_norm=cfg.qk_norm,
-            causal_time=True,
-            dtype=cfg.jnp_dtype,
-            param_dtype=cfg.jnp_param_dtype,
-            scan_layers=cfg.scan_layers,
-            remat_policy=cfg.remat_policy,
-        )
-        self.patch_embed = _dense(cfg.encoder_dim, ("patch", "embed"), cfg, "patch_embed")
+        stack = stack_options(cfg)
+        self.patch_embed = logical_dense(cfg.encoder_dim, ("patch", "embed"), cfg, "patch_embed")
         self.encoder_pos = FactorizedPositionEmbedding(
             cfg.max_frames, cfg.num_tokens, cfg.jnp_param_dtype, name="encoder_pos"
         )
@@ -59,7 +44,7 @@ class Tokenizer(nn.Module):
             name="encoder",
             **stack,
         )
-        self.to_latent = _dense(cfg.latent_dim, ("embed", "code"), cfg, "to_latent")
+        self.to_latent = logical_dense(cfg.latent_dim, ("embed", "code"), cfg, "to_latent")
         self.quantizer = VectorQuantizer(
             codebook_size=cfg.codebook_size,
             code_dim=cfg.latent_dim,
@@ -67,7 +52,7 @@ class Tokenizer(nn.Module):
             param_dtype=cfg.jnp_param_dtype,
             name="quantizer",
         )
-        self.from_latent = _dense(cfg.decoder_dim, ("code", "embed"), cfg, "from_latent")
+        self.from_latent = logical_dense(cfg.decoder_dim, ("code", "embed"), cfg, "from_latent")
         self.decoder_pos = FactorizedPositionEmbedding(
             cfg.max_frames, cfg.num_tokens, cfg.jnp_param_dtype, name="decoder_pos"
         )
@@ -79,27 +64,14 @@ class Tokenizer(nn.Module):
             **stack,
         )
         patch_pixels = cfg.patch_size**2 * cfg.channels
-        self.to_pixels = _dense(patch_pixels, ("embed", "patch"), cfg, "to_pixels")
-
-    def _check_video(self, video_BTHWC: jax.Array) -> None:
-        cfg = self.config
-        expected = (cfg.frame_size, cfg.frame_size, cfg.channels)
-        if video_BTHWC.ndim != 5 or video_BTHWC.shape[2:] != expected:
-            raise ValueError(
-                f"tokenizer expects video [B, T, {cfg.frame_size}, {cfg.frame_size}, "
-                f"{cfg.channels}], got {video_BTHWC.shape}"
-            )
-        if video_BTHWC.shape[1] > cfg.max_frames:
-            raise ValueError(
-                f"tokenizer knows {cfg.max_frames} frames, got a clip of {video_BTHWC.shape[1]}"
-            )
+        self.to_pixels = logical_dense(patch_pixels, ("embed", "patch"), cfg, "to_pixels")
 
     def encode(self, video_BTHWC: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         """Pixels [B, T, H*p, W*p, C] in [0, 1] -> (quantized latents [B, T, N, E], aux).
 
         aux holds the quantizer's outputs, `indices` [B, T, N] among them.
         """
-        self._check_video(video_BTHWC)
+        check_video(video_BTHWC, self.config, "tokenizer")
         pixels_BTNP = patchify(video_BTHWC * 2.0 - 1.0, self.config.patch_size)
         x_BTND = self.encoder_pos(self.patch_embed(pixels_BTNP))
         x_BTND = self.encoder(x_BTND)

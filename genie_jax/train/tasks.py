@@ -68,33 +68,30 @@ def _example_video(config: ml_collections.ConfigDict, channels: int) -> jnp.ndar
     return jnp.zeros((1, config.clip_len, size, size, channels), jnp.float32)
 
 
-def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
-    model_config = dataclass_from_config(TokenizerConfig, config.tokenizer.model)
-    _check_frames(config, "tokenizer", model_config)
+def _video_vq_task(config, name: str, config_cls, model_cls, train_step, eval_step) -> Task:
+    """A model trained alone on clips with a reconstruction + VQ loss (tokenizer, LAM)."""
+    section = config[name]
+    model_config = dataclass_from_config(config_cls, section.model)
+    _check_frames(config, name, model_config)
     return Task(
-        name="tokenizer",
-        model=Tokenizer(model_config),
+        name=name,
+        model=model_cls(model_config),
         example_inputs=(_example_video(config, model_config.channels),),
-        train_step=functools.partial(
-            tokenizer_train_step, dead_code_threshold=config.tokenizer.dead_code_threshold
-        ),
-        eval_step=tokenizer_eval_step,
-        section=config.tokenizer,
+        train_step=functools.partial(train_step, dead_code_threshold=section.dead_code_threshold),
+        eval_step=eval_step,
+        section=section,
+    )
+
+
+def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
+    return _video_vq_task(
+        config, "tokenizer", TokenizerConfig, Tokenizer, tokenizer_train_step, tokenizer_eval_step
     )
 
 
 def lam_task(config: ml_collections.ConfigDict) -> Task:
-    model_config = dataclass_from_config(LAMConfig, config.lam.model)
-    _check_frames(config, "lam", model_config)
-    return Task(
-        name="lam",
-        model=LatentActionModel(model_config),
-        example_inputs=(_example_video(config, model_config.channels),),
-        train_step=functools.partial(
-            lam_train_step, dead_code_threshold=config.lam.dead_code_threshold
-        ),
-        eval_step=lam_eval_step,
-        section=config.lam,
+    return _video_vq_task(
+        config, "lam", LAMConfig, LatentActionModel, lam_train_step, lam_eval_step
     )
 
 

@@ -142,7 +142,7 @@ def test_bfloat16_config_keeps_fp32_params_and_outputs():
         ((B, T, 12, 12, C), r"\[B, T, 16, 16, 3\], got \(2, 4, 12, 12, 3\)"),
         ((B, T, S, S, 1), r"\[B, T, 16, 16, 3\], got \(2, 4, 16, 16, 1\)"),
         ((T, S, S, C), r"\[B, T, 16, 16, 3\], got \(4, 16, 16, 3\)"),
-        ((B, T + 1, S, S, C), "knows 4 frames, got a clip of 5"),
+        ((B, T + 1, S, S, C), "needs 1..4 frames per clip, got 5"),
     ],
     ids=["frame_size", "channels", "rank", "too_many_frames"],
 )
