@@ -32,15 +32,9 @@ def write_rollout_gif(dynamics_dir: pathlib.Path, out: pathlib.Path, *, clips: i
     picks = np.unique(np.linspace(0, len(source) - 1, min(clips, len(source))).astype(int))
     real_BTHWC = np.stack([source[int(i)]["video"] for i in picks])
     actions_BA = world.latent_actions(real_BTHWC)
-    tokens_BTN = world.tokenize(real_BTHWC)
-    rollout_BTN = world.sampler.rollout_cached(
-        world.dynamics_params,
-        tokens_BTN[:, :1],
-        actions_BA,
-        jax.random.key(config.seed),
-        num_frames=real_BTHWC.shape[1],
+    generated_BTHWC = world.rollout_video(
+        real_BTHWC[:, :1], actions_BA, jax.random.key(config.seed), real_BTHWC.shape[1]
     )
-    generated_BTHWC = world.detokenize(rollout_BTN)
     rows = [side_by_side(real, fake) for real, fake in zip(real_BTHWC, generated_BTHWC)]
     return write_gif(out, upscale(np.concatenate(rows, axis=1), 2))
 

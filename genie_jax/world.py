@@ -56,6 +56,16 @@ class World:
         video = self._detokenize(self.params, jnp.asarray(tokens_BTN, jnp.int32))
         return np.asarray(jnp.clip(video * 255.0 + 0.5, 0, 255)).astype(np.uint8)
 
+    def rollout_video(
+        self, prompt_BPHWC: np.ndarray, actions_BA: np.ndarray, rng: jax.Array, num_frames: int
+    ) -> np.ndarray:
+        """Prompt frames + latent actions [B, num_frames-1] -> uint8 video (KV-cached)."""
+        prompt_BPN = self.tokenize(prompt_BPHWC)
+        tokens_BTN = self.sampler.rollout_cached(
+            self.dynamics_params, prompt_BPN, actions_BA, rng, num_frames=num_frames
+        )
+        return self.detokenize(tokens_BTN)
+
     def latent_actions(self, video_BTHWC: np.ndarray) -> np.ndarray:
         """Video [B, T, ...] -> the LAM's latent actions [B, T-1]."""
         return np.asarray(self._actions(self.params, _to_unit(video_BTHWC)))
