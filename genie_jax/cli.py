@@ -7,6 +7,7 @@
   genie train dynamics --config ... --config.data_dir DIR --config.tokenizer_workdir W1 \
       --config.lam_workdir W2 --workdir W3
   genie play --workdir W3 [--image PATH] [--actions 0,3,3,1 --out rollout.gif]
+  genie eval --workdir W3 [--split test] [--step N] [--num-clips K]
   genie bench sample --config experiments/configs/coinrun.py:smoke [--workdir W3] [--out F]
   genie demo [--out DIR]
 """
@@ -112,6 +113,37 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
     print(line)
 
 
+def _eval(args: argparse.Namespace) -> None:
+    import json
+
+    from genie_jax.eval.run import evaluate_workdir
+
+    try:
+        metrics = evaluate_workdir(
+            args.workdir,
+            data_dir=args.data_dir,
+            split=args.split,
+            step=args.step,
+            num_clips=args.num_clips,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            with_fvd=not args.no_fvd,
+        )
+    except ValueError as error:
+        raise SystemExit(f"genie eval: error: {error}") from None
+    headline = {
+        "delta_psnr": metrics["dynamics"]["delta_psnr"],
+        "fvd": metrics["dynamics"]["fvd"],
+        "tokenizer_psnr": metrics["tokenizer"]["psnr"],
+        "lam_codes_used": metrics["lam"]["codes_used"],
+        "latent_to_real_agreement": metrics["latent_to_real"]["agreement"],
+    }
+    if metrics["dynamics"]["fvd_warning"]:
+        print(f"warning: {metrics['dynamics']['fvd_warning']}")
+    print(f"eval outputs: {metrics['meta']['outputs']}")
+    print(json.dumps(headline))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from genie_jax.demo import run_demo
 
@@ -147,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="rollout.gif", help="GIF of the session (the frame goes next to it)"
     )
     play.add_argument("--seed", type=int, default=0, help="sampling seed")
+
+    evaluate = commands.add_parser("eval", help="every metric of a trained dynamics workdir")
+    evaluate.add_argument("--workdir", required=True, help="a `genie train dynamics` workdir")
+    evaluate.add_argument(
+        "--data-dir", "--config.data_dir", dest="data_dir", help="default: the run's data_dir"
+    )
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--step", type=int, help="checkpoint step (default: newest)")
+    evaluate.add_argument("--num-clips", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling and random-action seed")
+    evaluate.add_argument("--no-fvd", action="store_true", help="skip FVD (I3D is slow on CPU)")
 
     bench = commands.add_parser(
         "bench", help="benchmarks; the last line printed is one JSON object"
@@ -187,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
             _train(args, rest)
         elif args.command == "play":
             _play(args)
+        elif args.command == "eval":
+            _eval(args)
         elif args.command == "bench":
             _bench(args, rest)
         elif args.command == "demo":

@@ -28,12 +28,24 @@ class World:
     model: GenieModel
     params: dict
     sampler: Sampler
+    step: int | None = None  # the checkpoint step the params come from (None: random init)
 
     def __post_init__(self):
         apply = self.model.apply
         self._tokenize = jax.jit(lambda p, v: apply({"params": p}, v, method="tokenize"))
         self._detokenize = jax.jit(lambda p, z: apply({"params": p}, z, method="detokenize"))
         self._actions = jax.jit(lambda p, v: apply({"params": p}, v, method="latent_actions"))
+        self._lam_predict = jax.jit(
+            lambda p, v: apply({"params": p}, v, method=lambda m, x: m.lam(x)[0])
+        )
+
+        def last_frame(params, video):
+            tokens_N = self.model.tokenizer_config.num_tokens
+            mask = jnp.zeros(video.shape[:2] + (tokens_N,), bool).at[:, -1].set(True)
+            logits, aux = apply({"params": params}, video, mask)
+            return logits[:, -1], aux["tokens"][:, -1]
+
+        self._last_frame = jax.jit(last_frame)
 
     @property
     def num_actions(self) -> int:
@@ -65,6 +77,16 @@ class World:
             self.dynamics_params, prompt_BPN, actions_BA, rng, num_frames=num_frames
         )
         return self.detokenize(tokens_BTN)
+
+    def lam_predict(self, video_BTHWC: np.ndarray) -> np.ndarray:
+        """The LAM's reconstruction of frames 1..T-1, float [B, T-1, H, W, C] in [0, 1]."""
+        return np.asarray(self._lam_predict(self.params, _to_unit(video_BTHWC)))
+
+    def next_frame_logits(self, video_BTHWC: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits [B, N, V] for the last frame fully masked given the real earlier frames and
+        the inferred actions, its real tokens [B, N])."""
+        logits, tokens = self._last_frame(self.params, _to_unit(video_BTHWC))
+        return np.asarray(logits), np.asarray(tokens)
 
     def latent_actions(self, video_BTHWC: np.ndarray) -> np.ndarray:
         """Video [B, T, ...] -> the LAM's latent actions [B, T-1]."""
@@ -109,8 +131,9 @@ def random_world(config: ml_collections.ConfigDict, *, seed: int = 0, **sampling
     )
 
 
-def load_world(workdir: str | pathlib.Path, **sampling) -> World:
-    """The Genie trained in a `genie train dynamics` workdir (params only)."""
+def load_world(workdir: str | pathlib.Path, *, step: int | None = None, **sampling) -> World:
+    """The Genie trained in a `genie train dynamics` workdir (params only; newest step by
+    default). Parameters land on one device whatever mesh the run trained on."""
     workdir = pathlib.Path(workdir)
     config_path = workdir / "config.json"
     if not config_path.is_file():
@@ -119,10 +142,13 @@ def load_world(workdir: str | pathlib.Path, **sampling) -> World:
         )
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
     model = genie_model_from_config(config)
-    params = load_pretrained_params(workdir, "dynamics", _abstract_params(model, config))
-    return World(
-        config,
-        model,
-        params,
-        Sampler(standalone_dynamics(model), sampling_from_config(config, **sampling)),
-    )
+    params = load_pretrained_params(workdir, "dynamics", _abstract_params(model, config), step=step)
+    sampler = Sampler(standalone_dynamics(model), sampling_from_config(config, **sampling))
+    return World(config, model, params, sampler, step=_loaded_step(workdir, step))
+
+
+def _loaded_step(workdir: pathlib.Path, step: int | None) -> int:
+    if step is not None:
+        return step
+    steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+    return max(steps)

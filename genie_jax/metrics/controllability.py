@@ -57,10 +57,11 @@ def psnr_per_frame(real_BTHWC: np.ndarray, generated_BTHWC: np.ndarray) -> np.nd
 
 def controllability_psnr(
     world: ControllableWorld, video_BTHWC: np.ndarray, rng: jax.Array
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-clip PSNR [B, T] of the inferred-action and random-action rollouts of a batch.
+) -> dict[str, np.ndarray]:
+    """Both rollouts of a batch and their per-clip PSNR.
 
-    Frame 0 (the prompt) is included for completeness; the metric uses t >= 1.
+    Returns `psnr_inferred` and `psnr_random` [B, T] (frame 0, the prompt, included for
+    completeness; the metric uses t >= 1) and the rollouts `inferred_video`, `random_video`.
     """
     video_BTHWC = np.asarray(video_BTHWC)
     batch, frames = video_BTHWC.shape[:2]
@@ -72,7 +73,12 @@ def controllability_psnr(
     prompt = video_BTHWC[:, :1]
     with_inferred = world.rollout_video(prompt, inferred_BA, sample_rng, frames)
     with_random = world.rollout_video(prompt, random_BA, sample_rng, frames)
-    return psnr_per_frame(video_BTHWC, with_inferred), psnr_per_frame(video_BTHWC, with_random)
+    return {
+        "psnr_inferred": psnr_per_frame(video_BTHWC, with_inferred),
+        "psnr_random": psnr_per_frame(video_BTHWC, with_random),
+        "inferred_video": np.asarray(with_inferred),
+        "random_video": np.asarray(with_random),
+    }
 
 
 def summarize_controllability(

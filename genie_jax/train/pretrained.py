@@ -48,13 +48,18 @@ def _saved_model_config(workdir: pathlib.Path, part: str) -> dict | None:
 
 
 def load_pretrained_params(
-    workdir: str | pathlib.Path, part: str, abstract_params: Any, *, check_only: bool = False
+    workdir: str | pathlib.Path,
+    part: str,
+    abstract_params: Any,
+    *,
+    check_only: bool = False,
+    step: int | None = None,
 ) -> Any:
     """Newest `params` of the `part` run in `workdir`, restored into `abstract_params`'s shardings.
 
     abstract_params: a tree of `jax.ShapeDtypeStruct` with `.sharding` (the slice of the
     abstract train state that will hold them). `check_only` stops after the checks (missing
-    checkpoint, shape mismatch) and returns None.
+    checkpoint, shape mismatch) and returns None. `step` picks a checkpoint (default newest).
     """
     workdir = pathlib.Path(workdir).absolute()
     directory = workdir / "checkpoints"
@@ -69,9 +74,14 @@ def load_pretrained_params(
         directory, item_handlers={"state": ocp.PyTreeCheckpointHandler()}
     )
     try:
-        step = manager.latest_step()
+        available = sorted(manager.all_steps())
         if step is None:
-            raise CheckpointNotFoundError(f"no finished {part} checkpoint in {directory}")
+            step = manager.latest_step()
+        if step is None or step not in available:
+            wanted = "finished" if step is None else f"step {step}"
+            raise CheckpointNotFoundError(
+                f"no {wanted} {part} checkpoint in {directory} (available: {available or 'none'})"
+            )
         saved = manager.item_metadata(step)["state"]["params"]
         problems = _describe_mismatch(_flat_shapes(abstract_params), _flat_shapes(saved))
         if problems:

@@ -47,8 +47,8 @@ class OracleWorld(ActionBlindWorld):
 def test_action_blind_world_has_zero_delta_psnr():
     video, actions = _clips()
     world = ActionBlindWorld(video, actions)
-    inferred, random = controllability_psnr(world, video, jax.random.key(0))
-    result = summarize_controllability(inferred, random)
+    out = controllability_psnr(world, video, jax.random.key(0))
+    result = summarize_controllability(out["psnr_inferred"], out["psnr_random"])
     assert result["delta_psnr"] == pytest.approx(0.0, abs=1e-9)  # same sampling rng
     assert len(result["psnr_inferred_by_t"]) == T - 1
     assert result["num_clips"] == B
@@ -57,8 +57,8 @@ def test_action_blind_world_has_zero_delta_psnr():
 def test_oracle_world_has_large_delta_psnr():
     video, actions = _clips()
     world = OracleWorld(video, actions)
-    inferred, random = controllability_psnr(world, video, jax.random.key(0))
-    result = summarize_controllability(inferred, random)
+    out = controllability_psnr(world, video, jax.random.key(0))
+    result = summarize_controllability(out["psnr_inferred"], out["psnr_random"])
     assert result["psnr_inferred_by_t"][3] == pytest.approx(100.0)  # exact copies
     assert result["delta_psnr"] > 20.0  # random actions hit the true one 1 time in 4
     assert result["delta_psnr_t"] == 4

@@ -78,8 +78,9 @@ def _metrics(workdir: pathlib.Path, key: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def dynamics_run(parts, tmp_path_factory):
+    """Trained on a (2, 2, 2) mesh: parameters sharded over fsdp and tensor in the checkpoint."""
     workdir = tmp_path_factory.mktemp("dynamics")
-    summary = train(_dynamics_config(parts), workdir, "dynamics")
+    summary = train(_dynamics_config(parts, mesh_shape=(2, 2, 2)), workdir, "dynamics")
     return workdir, summary
 
 
@@ -167,3 +168,29 @@ def test_optimizer_of_frozen_groups_is_empty():
     state = tx.init(params)
     sizes = [np.size(x) for x in jax.tree.leaves(state)]
     assert sum(sizes) == 2 * 3 + 1  # Adam's mu and nu for "trained" only, plus its step count
+
+
+def test_eval_of_an_8_device_checkpoint_runs_on_1_device(dynamics_run):
+    """`genie eval` in a fresh process that sees a single CPU device."""
+    import os
+    import subprocess
+    import sys
+
+    workdir, _ = dynamics_run
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    command = [sys.executable, "-m", "genie_jax.cli", "eval", "--workdir", str(workdir)]
+    command += ["--num-clips", "8", "--batch-size", "4", "--split", "validation"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+    assert metrics["meta"]["checkpoint_step"] == 30 and metrics["meta"]["num_clips"] == 8
+    assert set(metrics) == {"tokenizer", "lam", "dynamics", "latent_to_real", "meta"}
+    dynamics = metrics["dynamics"]
+    assert len(dynamics["psnr_inferred_by_t"]) == 7 and np.isfinite(dynamics["delta_psnr"])
+    assert dynamics["fvd"] is None and "shorter than 16" in dynamics["fvd_warning"]
+    assert 0.0 <= dynamics["token_accuracy"] <= 1.0
+    assert metrics["latent_to_real"]["labels_used"] == 200
+    out = workdir / "eval" / "step_30"
+    for name in ("psnr_by_t.png", "codebook_usage.png", "rollouts.gif"):
+        assert (out / name).stat().st_size > 0
