@@ -2,6 +2,8 @@
 
 Variants:
   smoke       the demo: a few minutes on 2 CPU cores, proves the pipeline end to end;
+  cpu         the smoke sizes trained for about 90 minutes in all on 2 CPU cores (the best
+              this machine can do; `experiments/reproduce_coinrun.sh cpu`);
   case_study  Genie App. F sizes: tokenizer 8 layers d512 patch 4, 1024 codes, latent 32,
               batch 48 x 16 frames, 300k steps, AdamW 3e-4 (0.9, 0.9), wd 1e-4, 10k warmup;
               LAM 8+8 layers d512 with 6 codes; dynamics 12 layers d512; LAM and dynamics
@@ -26,7 +28,11 @@ from genie_jax.lam import LAMConfig
 from genie_jax.maskgit import SamplingConfig
 from genie_jax.tokenizer import TokenizerConfig
 
-VARIANTS = ("smoke", "case_study")
+VARIANTS = ("smoke", "cpu", "case_study")
+
+# `cpu`: the smoke architectures trained for about 90 minutes in all on 2 CPU cores (measured
+# rates: tokenizer 1.8, LAM 7, dynamics 1.6 steps/s at batch 8).
+CPU_STEPS = {"tokenizer": 4_000, "lam": 3_000, "dynamics": 2_500}
 
 
 def _tokenizer(variant: str) -> ml_collections.ConfigDict:
@@ -128,6 +134,7 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown coinrun config variant {variant!r}; choose from {VARIANTS}")
     smoke = variant == "smoke"
+    small = variant in ("smoke", "cpu")
     config = ml_collections.ConfigDict()
     config.variant = variant
     config.data_dir = ""  # where `genie data coinrun --out` wrote the dataset (required)
@@ -138,13 +145,18 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     # (data, fsdp, tensor); -1 takes the remaining devices.
     config.mesh_shape = (-1, 1, 1)
     config.log_every = 10 if smoke else 100
-    config.eval_every = 100 if smoke else 5_000
-    config.eval_batches = 2 if smoke else 50
-    config.checkpoint_every = 100 if smoke else 5_000
+    config.eval_every = {"smoke": 100, "cpu": 500}.get(variant, 5_000)
+    config.eval_batches = {"smoke": 2, "cpu": 4}.get(variant, 50)
+    config.checkpoint_every = {"smoke": 100, "cpu": 500}.get(variant, 5_000)
     config.max_to_keep = 3
-    config.tokenizer = _tokenizer(variant)
-    config.lam = _lam(variant)
-    config.dynamics = _dynamics(variant)
+    sizes = "smoke" if small else variant
+    config.tokenizer = _tokenizer(sizes)
+    config.lam = _lam(sizes)
+    config.dynamics = _dynamics(sizes)
+    if variant == "cpu":
+        for name, steps in CPU_STEPS.items():
+            config[name].num_steps = steps
+            config[name].optimizer.warmup_steps = 200
     # Workdirs of the tokenizer and LAM runs whose params the dynamics run starts from.
     config.tokenizer_workdir = ""
     config.lam_workdir = ""
