@@ -26,3 +26,16 @@ def coinrun_dir(tmp_path_factory) -> str:
     out_dir = tmp_path_factory.mktemp("coinrun")
     build_coinrun(out_dir, **COINRUN_TEST_SETTINGS)
     return str(out_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops jit caches after each test module: the suite compiles hundreds of programs, and
+    one long-lived process holding all of them reached 4 GB."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
