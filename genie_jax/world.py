@@ -105,12 +105,16 @@ def sampling_from_config(config: ml_collections.ConfigDict, **overrides) -> Samp
     return dataclass_from_config(SamplingConfig, ml_collections.ConfigDict(values))
 
 
-def _abstract_params(model: GenieModel, config: ml_collections.ConfigDict) -> dict:
+def _init_params(model: GenieModel, config: ml_collections.ConfigDict, rng: jax.Array) -> dict:
+    """model.init on a 2-frame example (parameter shapes do not depend on the clip length)."""
     size, channels = config.frame_size, model.tokenizer_config.channels
     video = jnp.zeros((1, 2, size, size, channels), jnp.float32)
     mask = jnp.zeros((1, 2, model.tokenizer_config.num_tokens), bool)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), video, mask))
-    params = nn.meta.unbox(variables["params"])
+    return nn.meta.unbox(model.init(rng, video, mask)["params"])
+
+
+def _abstract_params(model: GenieModel, config: ml_collections.ConfigDict) -> dict:
+    params = jax.eval_shape(lambda: _init_params(model, config, jax.random.key(0)))
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params)
 
@@ -118,11 +122,7 @@ def _abstract_params(model: GenieModel, config: ml_collections.ConfigDict) -> di
 def random_world(config: ml_collections.ConfigDict, *, seed: int = 0, **sampling) -> World:
     """An untrained Genie of the config's sizes (benchmarks need shapes, not weights)."""
     model = genie_model_from_config(config)
-    size, channels = config.frame_size, model.tokenizer_config.channels
-    video = jnp.zeros((1, 2, size, size, channels), jnp.float32)
-    mask = jnp.zeros((1, 2, model.tokenizer_config.num_tokens), bool)
-    variables = jax.jit(lambda r: model.init(r, video, mask))(jax.random.key(seed))
-    params = nn.meta.unbox(variables["params"])
+    params = jax.jit(lambda r: _init_params(model, config, r))(jax.random.key(seed))
     return World(
         config,
         model,
