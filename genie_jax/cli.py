@@ -55,15 +55,13 @@ def _train(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _prompt_frame(args: argparse.Namespace, world) -> "np.ndarray":  # noqa: F821
-    from genie_jax.data.source import open_split
+    from genie_jax.data.source import open_config_split
     from genie_jax.video_io import read_image
 
     if args.image:
         return read_image(args.image, world.config.frame_size)
     data_dir = args.data_dir or world.config.data_dir
-    source = open_split(
-        data_dir, "test", clip_len=world.config.clip_len, frame_size=world.config.frame_size
-    )
+    source = open_config_split(world.config, "test", data_dir)
     if not 0 <= args.clip < len(source):
         raise SystemExit(f"genie play: --clip {args.clip} outside 0..{len(source) - 1}")
     print(f"prompt: frame 0 of test clip {args.clip} in {data_dir}")

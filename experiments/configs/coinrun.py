@@ -137,6 +137,7 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     small = variant in ("smoke", "cpu")
     config = ml_collections.ConfigDict()
     config.variant = variant
+    config.dataset = "coinrun_clips"  # TFDS dataset name under data_dir
     config.data_dir = ""  # where `genie data coinrun --out` wrote the dataset (required)
     config.clip_len = 16  # frames per clip (Genie: 16)
     config.frame_size = 64  # CoinRun frames are 64x64 RGB

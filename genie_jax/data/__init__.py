@@ -19,10 +19,10 @@ from genie_jax.data.pipeline import (
     make_train_iterator,
     to_global_batch,
 )
-from genie_jax.data.source import CoinrunSource, open_split
+from genie_jax.data.source import ClipSource, open_split
 
 __all__ = [
-    "CoinrunSource",
+    "ClipSource",
     "DataError",
     "build_coinrun",
     "iterator_restore_args",

@@ -17,7 +17,7 @@ whose range starts at `s` and holds `n` seeds plays level `s + i % n`, with acti
 `(level, i)`; so a build with more episodes contains every episode of a smaller build.
 
 The generation settings (clip length, frame size, seed ranges, episode counts, step cap) are
-stored in the dataset's metadata (`metadata.json`); readers see them as `CoinrunSource.metadata`.
+stored in the dataset's metadata (`metadata.json`); readers see them as `ClipSource.metadata`.
 """
 
 import dataclasses

@@ -1,4 +1,5 @@
-"""grain input pipelines over CoinRun clips, and their hand-off to sharded `jax.Array`s.
+"""grain input pipelines over clip datasets (CoinRun by default), and their hand-off to
+sharded `jax.Array`s.
 
 Each JAX process reads its own shard of the split (`grain.sharding.ShardByJaxProcess`) and
 batches `global_batch_size // process_count` clips; `to_global_batch` then assembles the
@@ -27,8 +28,9 @@ import jax
 import numpy as np
 from absl import flags
 
+from genie_jax.data.coinrun_builder import DATASET_NAME
 from genie_jax.data.errors import DataError
-from genie_jax.data.source import CoinrunSource, open_split
+from genie_jax.data.source import ClipSource, open_split
 
 __all__ = [
     "iterator_restore_args",
@@ -62,7 +64,7 @@ def _per_process_batch_size(global_batch_size: int) -> int:
 
 
 def _loader(
-    source: CoinrunSource,
+    source: ClipSource,
     *,
     global_batch_size: int,
     shuffle: bool,
@@ -111,6 +113,7 @@ def make_train_iterator(
     frame_size: int,
     seed: int,
     worker_count: int = 0,
+    dataset: str = DATASET_NAME,
 ) -> grain.DataLoaderIterator:
     """Shuffled batches repeated forever; the order is a function of `seed` only.
 
@@ -118,7 +121,7 @@ def make_train_iterator(
     `set_state()` (or `iterator_save_args` / `iterator_restore_args` with orbax) resume it
     exactly. `worker_count > 0` decodes in that many child processes.
     """
-    source = open_split(data_dir, split, clip_len=clip_len, frame_size=frame_size)
+    source = open_split(data_dir, split, clip_len=clip_len, frame_size=frame_size, dataset=dataset)
     loader = _loader(
         source,
         global_batch_size=global_batch_size,
@@ -138,6 +141,7 @@ def make_eval_iterator(
     clip_len: int,
     frame_size: int,
     worker_count: int = 0,
+    dataset: str = DATASET_NAME,
 ) -> Iterator[Batch]:
     """One pass over the split in stored order, in full batches.
 
@@ -145,7 +149,7 @@ def make_eval_iterator(
     processes that skips at most `global_batch_size - 1 + N % P` clips. Calling this again gives
     the same batches.
     """
-    source = open_split(data_dir, split, clip_len=clip_len, frame_size=frame_size)
+    source = open_split(data_dir, split, clip_len=clip_len, frame_size=frame_size, dataset=dataset)
     loader = _loader(
         source,
         global_batch_size=global_batch_size,

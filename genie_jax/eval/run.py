@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import tqdm
 
-from genie_jax.data.source import open_split
+from genie_jax.data.source import open_config_split
 from genie_jax.eval.latent_to_real import latent_to_real_agreement
 from genie_jax.eval.plots import plot_codebook_usage, plot_psnr_by_t
 from genie_jax.metrics import controllability_psnr, psnr, ssim, summarize_controllability
@@ -44,7 +44,7 @@ def _batches(source, num_clips: int, batch_size: int):
 
 def _labelled_transitions(world: World, data_dir, config, max_labels: int, batch_size: int):
     """(latent, real) actions of the first `max_labels` transitions of the train split."""
-    source = open_split(data_dir, "train", clip_len=config.clip_len, frame_size=config.frame_size)
+    source = open_config_split(config, "train", data_dir)
     latent, real = [], []
     per_clip = config.clip_len - 1
     clips = min(len(source), -(-max_labels // per_clip))
@@ -70,7 +70,7 @@ def evaluate_workdir(
     world = load_world(workdir, step=step)
     config = world.config
     data_dir = data_dir or config.data_dir
-    source = open_split(data_dir, split, clip_len=config.clip_len, frame_size=config.frame_size)
+    source = open_config_split(config, split, data_dir)
     num_clips = min(num_clips, len(source))
     if num_clips == 0:
         raise ValueError(f"the {split} split of {data_dir} is empty")

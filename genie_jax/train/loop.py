@@ -18,6 +18,7 @@ from clu import parameter_overview
 
 from genie_jax.config_loading import ConfigError
 from genie_jax.data import DataError
+from genie_jax.data.coinrun_builder import DATASET_NAME
 from genie_jax.data.pipeline import make_eval_iterator, make_train_iterator, to_global_batch
 from genie_jax.train.checkpoint import Checkpointer
 from genie_jax.train.logging import Progress, create_writer
@@ -113,6 +114,7 @@ def train(
         frame_size=config.frame_size,
         seed=config.seed,
         worker_count=config.data_workers,
+        dataset=config.get("dataset", DATASET_NAME),
     )
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     tx = freeze_groups(tx, task.frozen)
@@ -237,6 +239,7 @@ def evaluate(config, section, eval_step, state, in_sharding) -> dict[str, float]
         global_batch_size=section.batch_size,
         clip_len=config.clip_len,
         frame_size=config.frame_size,
+        dataset=config.get("dataset", DATASET_NAME),
     )
     totals: dict[str, float] = {}
     count = 0

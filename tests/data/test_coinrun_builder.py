@@ -123,7 +123,7 @@ def test_killed_build_is_rejected_then_rebuilt(tmp_path, coinrun_dir, coinrun_se
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
-    with pytest.raises(DataError, match="unfinished CoinRun build"):
+    with pytest.raises(DataError, match="unfinished coinrun_clips build"):
         open_split(out, "train", clip_len=8, frame_size=64)
 
     # The rebuild runs on two worker processes and must match the one-process build exactly.

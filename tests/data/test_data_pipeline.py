@@ -129,7 +129,7 @@ def test_missing_data_dir(tmp_path):
 
 
 def test_empty_data_dir(tmp_path):
-    with pytest.raises(DataError, match="holds no CoinRun dataset"):
+    with pytest.raises(DataError, match="holds no coinrun_clips dataset"):
         _train(tmp_path)
 
 
@@ -186,3 +186,22 @@ def test_corrupt_record_names_file_and_record(coinrun_dir, tmp_path):
 
 def test_xla_flags_give_eight_devices():
     assert "--xla_force_host_platform_device_count=8" in os.environ.get("XLA_FLAGS", "")
+
+
+def test_several_builds_and_none_matching_is_an_error(tmp_path):
+    from genie_jax.data import build_coinrun
+
+    for clip_len in (4, 5):
+        build_coinrun(tmp_path, episodes=3, clip_len=clip_len, max_steps=10)
+    with pytest.raises(DataError, match="several coinrun_clips builds.*clip4, clip5"):
+        pipeline.open_split(tmp_path, "train", clip_len=8, frame_size=64)
+    # The wanted one among several is found.
+    assert len(pipeline.open_split(tmp_path, "train", clip_len=5, frame_size=64)) > 0
+
+
+def test_other_dataset_name_is_checked(coinrun_dir):
+    with pytest.raises(DataError, match="holds no babyai_episodes dataset"):
+        pipeline.open_split(coinrun_dir, "train", dataset="babyai_episodes", **SHAPES)
+    dataset_dir = next(pathlib.Path(coinrun_dir).glob("coinrun_clips/*/*"))
+    with pytest.raises(DataError, match="is 'coinrun_clips', not 'babyai_episodes'"):
+        pipeline.open_split(dataset_dir, "train", dataset="babyai_episodes", **SHAPES)
