@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The CoinRun pipeline for one preset: data -> tokenizer -> LAM -> dynamics -> evaluation.
 #
-#   experiments/reproduce_coinrun.sh PRESET [OUT]      PRESET: smoke | cpu | case_study
+#   experiments/reproduce_coinrun.sh PRESET [OUT]      PRESET: smoke | cpu | case_study | paper
 #
 # Resumable: a finished dataset is not rebuilt, each training run resumes from its newest
 # checkpoint, and evaluation is re-run on the newest dynamics checkpoint. Extra `genie train`
 # flags for every stage can be passed in GENIE_TRAIN_FLAGS (e.g. "--config.mesh_shape=(-1,2,1)").
 set -euo pipefail
 
-PRESET=${1:?usage: experiments/reproduce_coinrun.sh smoke|cpu|case_study [OUT]}
+PRESET=${1:?usage: experiments/reproduce_coinrun.sh smoke|cpu|case_study|paper [OUT]}
 OUT=${2:-runs/coinrun_${PRESET}}
 CONFIG="experiments/configs/coinrun.py:${PRESET}"
 cd "$(dirname "$0")/.."
@@ -18,8 +18,8 @@ cd "$(dirname "$0")/.."
 case "${PRESET}" in
   smoke) EPISODES=24; MAX_STEPS=400; EVAL_CLIPS=32 ;;
   cpu) EPISODES=300; MAX_STEPS=1000; EVAL_CLIPS=256 ;;
-  case_study) EPISODES=10000; MAX_STEPS=1000; EVAL_CLIPS=1024 ;;
-  *) echo "unknown preset ${PRESET}: smoke, cpu or case_study" >&2; exit 2 ;;
+  case_study | paper) EPISODES=10000; MAX_STEPS=1000; EVAL_CLIPS=1024 ;;
+  *) echo "unknown preset ${PRESET}: smoke, cpu, case_study or paper" >&2; exit 2 ;;
 esac
 
 started=$(date +%s)
