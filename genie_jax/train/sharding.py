@@ -31,6 +31,7 @@ LOGICAL_AXIS_RULES: LogicalRules = (
     ("code", None),
     ("codebook", None),
     ("vocab", "tensor"),
+    ("actions", None),  # action logits (LAM codes, WAM real actions): a handful
     ("time", None),
     ("tokens", None),
     ("layers", None),

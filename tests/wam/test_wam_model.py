@@ -1,0 +1,205 @@
+"""The WAM backbone and its losses: alignment, causality, what the action loss counts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.dynamics.tiny import key, random_params
+from tests.wam.tiny import (
+    ACTIONS,
+    FRAMES,
+    TOKENIZER,
+    WORDS,
+    system_inputs,
+    tiny_batch,
+    tiny_params,
+    tiny_system,
+)
+from wam_jax.config import WAMConfig
+from wam_jax.masking import MODE_IDS, sample_wam_masks
+from wam_jax.model import WorldActionModel
+from wam_jax.steps import wam_losses
+from wam_jax.system import NO_LABEL, shift_into_slots
+
+N, V = 4, 16
+
+
+def _backbone():
+    config = WAMConfig(
+        num_layers=2, dim=32, num_heads=2, mlp_ratio=2, max_frames=FRAMES, max_words=WORDS
+    )
+    model = WorldActionModel(
+        config, vocab_size=V, num_tokens=N, num_actions=ACTIONS, num_latent_actions=0, num_words=11
+    )
+    rng = np.random.default_rng(0)
+    words = jnp.asarray(rng.integers(1, 11, (1, WORDS)))
+    tokens = jnp.asarray(rng.integers(0, V, (1, FRAMES, N)))
+    slots = jnp.asarray(rng.integers(0, ACTIONS, (1, FRAMES)))
+    return model, random_params(model, words, tokens, slots), words, tokens, slots
+
+
+@pytest.mark.parametrize("t", range(1, FRAMES))
+def test_action_in_slot_t_reaches_frame_t_and_nothing_earlier(t):
+    model, params, words, tokens, slots = _backbone()
+    base = model.apply({"params": params}, words, tokens, slots)
+    other = slots.at[0, t].set((slots[0, t] + 1) % ACTIONS)
+    changed = model.apply({"params": params}, words, tokens, other)
+    np.testing.assert_array_equal(base["video"][:, :t], changed["video"][:, :t])
+    np.testing.assert_array_equal(base["actions"][:, :t], changed["actions"][:, :t])
+    assert np.abs(base["video"][:, t] - changed["video"][:, t]).max() > 1e-4
+
+
+@pytest.mark.parametrize("t", range(1, FRAMES))
+def test_action_prediction_is_causal_in_frames(t):
+    """The slot-t prediction (a_{t-1}) may look at frames <= t, never at a later frame."""
+    model, params, words, tokens, slots = _backbone()
+
+    def slot_logits(tokens_embedded_shift):
+        out = model.apply({"params": params}, words, tokens_embedded_shift, slots)
+        return out["actions"][0, t]
+
+    base = slot_logits(tokens)
+    if t + 1 < FRAMES:
+        later = tokens.at[0, t + 1 :].set((tokens[0, t + 1 :] + 1) % V)
+        np.testing.assert_array_equal(base, slot_logits(later))
+    same_frame = tokens.at[0, t].set((tokens[0, t] + 1) % V)
+    assert np.abs(base - slot_logits(same_frame)).max() > 1e-4
+
+
+def test_instruction_reaches_every_frame_and_action():
+    model, params, words, tokens, slots = _backbone()
+    base = model.apply({"params": params}, words, tokens, slots)
+    changed = model.apply(
+        {"params": params}, words.at[0, 0].set(words[0, 0] % 10 + 1), tokens, slots
+    )
+    for name in ("video", "actions"):
+        per_frame = np.abs(base[name] - changed[name]).reshape(FRAMES, -1).max(axis=1)
+        assert (per_frame > 1e-5).all(), name
+
+
+def test_slots_hold_the_action_leading_into_the_frame():
+    system = tiny_system(with_lam=True)
+    batch = tiny_batch()
+    params = tiny_params(system, batch)
+    hidden = jnp.zeros((2, FRAMES, N), bool)
+    slots_hidden = jnp.zeros((2, FRAMES), bool).at[0, 2].set(True)
+    _, aux = system.apply({"params": params}, *system_inputs(batch, hidden, slots_hidden))
+    slots = np.asarray(aux["slots"])
+    mask_id, none_id = ACTIONS + 4, ACTIONS + 5
+    assert (slots[:, 0] == none_id).all()
+    np.testing.assert_array_equal(slots[0, [1, 3, 4]], batch["actions"][0, [0, 2, 3]])
+    assert slots[0, 2] == mask_id  # hidden
+    length = batch["length"][1]
+    np.testing.assert_array_equal(slots[1, 1:length], batch["actions"][1, : length - 1])
+    assert (slots[1, length:] == none_id).all()
+    # Unlabelled: the LAM's latent action stands in, offset past the real ids.
+    unlabelled = tiny_batch(labelled=False)
+    _, aux = system.apply({"params": params}, *system_inputs(unlabelled, hidden, hidden[..., 0]))
+    latent = np.asarray(aux["latent_actions"])
+    np.testing.assert_array_equal(np.asarray(aux["slots"])[0, 1:], ACTIONS + latent[0, :-1])
+
+
+def test_masks_per_mode():
+    length = jnp.array([5, 4, 3, 2] * 64)
+    masks = sample_wam_masks(
+        key(1),
+        length,
+        num_frames=5,
+        num_tokens=N,
+        mode_probs=(0.4, 0.3, 0.3),
+        min_mask_rate=0.5,
+        max_mask_rate=1.0,
+    )
+    video, slots, mode = (np.asarray(masks[k]) for k in ("video", "slots", "mode"))
+    assert not video[:, 0].any() and not slots[:, 0].any()
+    assert set(np.unique(mode)) == {0, 1, 2}
+    policy = mode == MODE_IDS["policy"]
+    for i in np.flatnonzero(policy):
+        cut = np.argmax(slots[i])  # the first hidden slot
+        assert 1 <= cut <= max(int(length[i]) - 1, 1)
+        assert slots[i, cut:].all() and not slots[i, :cut].any()
+        assert video[i, cut:].all() and not video[i, :cut].any()
+    inverse = mode == MODE_IDS["inverse"]
+    assert not video[inverse].any() and slots[inverse][:, 1:].all()
+    maskgit = mode == MODE_IDS["maskgit"]
+    rates = video[maskgit][:, 1:].mean(axis=(1, 2))
+    assert rates.std() > 0.05  # one rate per sample, not one per batch
+
+
+def _losses(system, params, batch, video_hidden, slots_hidden, **weights):
+    logits, aux = system.apply(
+        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
+    )
+    return wam_losses(
+        logits,
+        aux,
+        jnp.asarray(batch["actions"]),
+        jnp.asarray(batch["length"]),
+        video_hidden,
+        slots_hidden,
+        **weights,
+    )
+
+
+def test_action_loss_counts_only_hidden_known_actions():
+    system = tiny_system()
+    batch = tiny_batch()
+    params = tiny_params(system, batch)
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[:, 1:].set(True)
+    slots_hidden = jnp.zeros((2, FRAMES), bool).at[:, 1:3].set(True)  # a_0, a_1 hidden
+    _, base = _losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+    assert base["labelled_slots"] == 4
+    # Another action where the slot is visible: the action loss's targets do not change
+    # (its input does, so compare with the targets re-scored by hand instead).
+    logits, aux = system.apply(
+        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
+    )
+    targets = np.asarray(shift_into_slots(jnp.asarray(batch["actions"])))
+    logp = jax.nn.log_softmax(logits["actions"])
+    by_hand = -np.mean([logp[b, t, targets[b, t]] for b in range(2) for t in (1, 2)])
+    np.testing.assert_allclose(base["action_ce"], by_hand, rtol=1e-5)
+    unknown = dict(
+        batch, actions=np.where(np.arange(FRAMES) == 0, NO_LABEL, batch["actions"]).astype(np.int32)
+    )
+    _, fewer = _losses(system, params, unknown, video_hidden, slots_hidden, action_loss_weight=1.0)
+    assert fewer["labelled_slots"] == 2  # a_0 unknown in both clips: not counted
+
+
+def test_unlabelled_clips_train_only_the_video_part():
+    system = tiny_system()
+    batch = tiny_batch(labelled=False)
+    params = tiny_params(system, batch)
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[:, 2:].set(True)
+    slots_hidden = jnp.zeros((2, FRAMES), bool).at[:, 1:].set(True)
+
+    def grads(action_loss_weight):
+        def loss(p):
+            return _losses(
+                system, p, batch, video_hidden, slots_hidden, action_loss_weight=action_loss_weight
+            )[0]
+
+        return jax.grad(loss)(params)
+
+    joint, video_only = grads(1.0), grads(0.0)
+    for a, b in zip(jax.tree.leaves(joint), jax.tree.leaves(video_only)):
+        np.testing.assert_array_equal(a, b)
+    head = joint["wam"]["action_head"]
+    assert all(not np.any(leaf) for leaf in jax.tree.leaves(head))
+    assert np.abs(joint["wam"]["video_head"]["kernel"]).max() > 0
+    # A labelled batch does reach the action head.
+    labelled = tiny_batch()
+
+    def labelled_loss(p):
+        return _losses(system, p, labelled, video_hidden, slots_hidden, action_loss_weight=1.0)[0]
+
+    assert np.abs(jax.grad(labelled_loss)(params)["wam"]["action_head"]["kernel"]).max() > 0
+
+
+def test_bad_shapes_are_named():
+    model, params, words, tokens, slots = _backbone()
+    with pytest.raises(ValueError, match="expects tokens"):
+        model.apply({"params": params}, words, tokens[:, :, :3], slots)
+    with pytest.raises(ValueError, match="expects words"):
+        model.apply({"params": params}, words[:, :2], tokens, slots)
+    assert TOKENIZER.num_tokens == N

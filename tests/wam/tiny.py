@@ -1,0 +1,82 @@
+"""A tiny WAM system (4-token frames of 16x16 pixels) and a batch for it, for the WAM tests."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from genie_jax.lam import LAMConfig
+from genie_jax.tokenizer import TokenizerConfig
+from tests.dynamics.tiny import random_params
+from wam_jax.config import WAMConfig
+from wam_jax.system import NO_LABEL, WAMSystem
+
+FRAMES, WORDS, ACTIONS, VOCAB_WORDS = 5, 3, 7, 11
+
+TOKENIZER = TokenizerConfig(
+    frame_size=16,
+    patch_size=8,
+    max_frames=FRAMES,
+    encoder_layers=1,
+    encoder_dim=16,
+    encoder_heads=2,
+    decoder_layers=1,
+    decoder_dim=16,
+    decoder_heads=2,
+    codebook_size=16,
+    latent_dim=8,
+)
+LAM = LAMConfig(
+    frame_size=16,
+    patch_size=8,
+    max_frames=FRAMES,
+    encoder_layers=1,
+    encoder_dim=16,
+    encoder_heads=2,
+    decoder_layers=1,
+    decoder_dim=16,
+    decoder_heads=2,
+    num_actions=4,
+    latent_dim=8,
+)
+
+
+def tiny_system(with_lam: bool = False, **wam_overrides) -> WAMSystem:
+    wam = WAMConfig(
+        num_layers=2, dim=32, num_heads=2, mlp_ratio=2, max_frames=FRAMES, max_words=WORDS
+    )
+    wam = WAMConfig(**{**wam.__dict__, **wam_overrides})
+    return WAMSystem(
+        TOKENIZER, LAM if with_lam else None, wam, num_actions=ACTIONS, num_words=VOCAB_WORDS
+    )
+
+
+def tiny_batch(batch: int = 2, seed: int = 0, labelled: bool = True) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    length = np.array([FRAMES, FRAMES - 2] * batch)[:batch]
+    actions = rng.integers(0, ACTIONS, (batch, FRAMES)).astype(np.int32)
+    t = np.arange(FRAMES)[None, :]
+    actions[t >= length[:, None] - 1] = NO_LABEL  # no action after the last frame
+    if not labelled:
+        actions[:] = NO_LABEL
+    return {
+        "words": rng.integers(1, VOCAB_WORDS, (batch, WORDS)).astype(np.int32),
+        "video": rng.integers(0, 256, (batch, FRAMES, 16, 16, 3)).astype(np.uint8),
+        "actions": actions,
+        "length": length.astype(np.int32),
+    }
+
+
+def system_inputs(batch, video_hidden, slots_hidden):
+    return (
+        jnp.asarray(batch["words"]),
+        jnp.asarray(batch["video"], jnp.float32) / 255.0,
+        jnp.asarray(batch["actions"]),
+        jnp.asarray(batch["length"]),
+        video_hidden,
+        slots_hidden,
+    )
+
+
+def tiny_params(system: WAMSystem, batch, seed: int = 0) -> dict:
+    video_hidden = jnp.zeros(batch["actions"].shape + (TOKENIZER.num_tokens,), bool)
+    inputs = system_inputs(batch, video_hidden, jnp.zeros(batch["actions"].shape, bool))
+    return random_params(system, *inputs, seed=seed)

@@ -1,0 +1,43 @@
+"""Hyperparameters of the World Action Model backbone (one frozen dataclass)."""
+
+import dataclasses
+
+from genie_jax.nn.config_parts import DtypeFields
+
+MASK_MODES = ("maskgit", "policy", "inverse")
+
+
+@dataclasses.dataclass(frozen=True)
+class WAMConfig(DtypeFields):
+    num_layers: int = 4
+    dim: int = 256
+    num_heads: int = 4
+    mlp_ratio: int = 4
+    max_frames: int = 16  # the longest clip, instruction excluded
+    max_words: int = 12  # L: instruction tokens (padded); every frame attends to them
+    qk_norm: bool = True
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    scan_layers: bool = False
+    remat_policy: str = "none"
+    # Training masks, one mode per sample (see `masking.py`): their probabilities, in the
+    # order of MASK_MODES. `maskgit`: video tokens of frames 1.. hidden at a rate
+    # U[min_mask_rate, max_mask_rate], action slots at a rate U[0, 1]; `policy`: everything
+    # from a random frame on hidden; `inverse`: every action hidden, no video token.
+    mode_probs: tuple[float, float, float] = (0.6, 0.25, 0.15)
+    min_mask_rate: float = 0.5
+    max_mask_rate: float = 1.0
+
+    def __post_init__(self):
+        if len(self.mode_probs) != len(MASK_MODES) or min(self.mode_probs) < 0:
+            raise ValueError(
+                f"mode_probs {self.mode_probs} must be {len(MASK_MODES)} non-negative "
+                f"probabilities for {MASK_MODES}"
+            )
+        if abs(sum(self.mode_probs) - 1.0) > 1e-6:
+            raise ValueError(f"mode_probs {self.mode_probs} must sum to 1")
+        if not 0.0 <= self.min_mask_rate <= self.max_mask_rate <= 1.0:
+            raise ValueError(
+                f"mask rates must satisfy 0 <= min ({self.min_mask_rate}) <= max "
+                f"({self.max_mask_rate}) <= 1"
+            )

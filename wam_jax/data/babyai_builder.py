@@ -1,0 +1,237 @@
+"""TFDS builder that writes BabyAI expert-bot episodes to ArrayRecord files.
+
+Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
+`BabyAI-GoToLocal-v0`), version 1.0.0. Each example is one window of `T` frames of one episode
+(see `babyai_env`); the last window of an episode is padded with its last frame:
+
+  video       uint8 [T, 64, 64, 3]   full-view renders; frame 0 of window 0 is the reset frame
+  actions     int32 [T]              actions[t] moves frame t to t+1; -1 where there is none
+  length      int64                  valid (unpadded) frames in this window
+  mission     text                   the instruction, e.g. "go to the grey ball"
+  success     int64                  1 if the bot completed the mission in this episode
+  seed        int64                  the env seed (the layout and mission) of the episode
+  episode     int64                  the episode's index within its split
+  clip_index  int64                  position of the window within its episode
+
+Splits use disjoint env seeds, divided as for CoinRun (`genie_jax.data.coinrun_builder.
+plan_splits`): validation and test each get `max(1, (B - A) // 10)` of the seeds `[A, B)` and
+`max(1, N // 10)` of the `N` episodes, train the rest. Episode `i` of a split whose seeds are
+`[s, s + n)` plays seed `s + i % n`, so a larger build contains every episode of a smaller one.
+
+The metadata (`metadata.json`, `ClipSource.metadata` when read) holds the generation settings
+(level, clip_len, frame_size, seeds, episodes, per-split plans) and, under `bot`, what was
+measured while building each split: the bot's success rate, the mean episode length in actions,
+and how many episodes the bot gave up on. TFDS writes the metadata after every split has been
+generated, so the generator fills these in as it finishes a split.
+"""
+
+import dataclasses
+import pathlib
+import shutil
+from typing import ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+import tqdm
+
+from genie_jax.data.coinrun_builder import SPLITS, plan_splits
+from genie_jax.data.errors import DataError
+from genie_jax.data.source import ClipSource, open_split
+from wam_jax.data import babyai_env
+
+DATASET_NAME = "babyai_episodes"
+# The metadata keys that fix the content; a rebuild must match them all.
+_SETTINGS = ("level", "clip_len", "frame_size", "seeds", "episodes")
+
+
+def config_name(level: str, clip_len: int) -> str:
+    """Name of the builder config (and its directory): `gotolocal_t16`."""
+    return f"{babyai_env.level_slug(level)}_t{clip_len}"
+
+
+@dataclasses.dataclass(eq=False)  # TFDS's BuilderConfig is a mutable dataclass
+class BabyaiConfig(tfds.core.BuilderConfig):
+    """Generation settings; together they determine the dataset's content exactly."""
+
+    level: str = "BabyAI-GoToLocal-v0"  # a registered gymnasium id
+    clip_len: int = 16  # frames per example
+    frame_size: int = babyai_env.FRAME_SIZE  # render size; not configurable from the outside
+    seeds: tuple[int, int] = (0, 100_000)  # env seeds [start, stop) shared out among the splits
+    episodes: int = 1000  # total over all splits
+
+    def generation_metadata(self) -> dict[str, object]:
+        """The settings as JSON-able values, with the per-split seed ranges spelled out."""
+        plans = plan_splits(self.episodes, self.seeds)
+        return {
+            "level": self.level,
+            "clip_len": self.clip_len,
+            "frame_size": self.frame_size,
+            "seeds": list(self.seeds),
+            "episodes": self.episodes,
+            "splits": {name: dataclasses.asdict(plan) for name, plan in plans.items()},
+            "bot": {},  # per split, filled in by the generator
+        }
+
+
+class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
+    """BabyAI expert-bot episodes; see the module docstring for the layout and the splits."""
+
+    name = DATASET_NAME
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    # TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it uses
+    # but does not declare (tensorflow/datasets#11212). Naming the file here skips that lookup.
+    code_path = pathlib.Path(__file__)
+
+    def __init__(self, *, config: BabyaiConfig, **kwargs):
+        # No worker pool, unlike CoinRun: an episode takes a few milliseconds to play.
+        super().__init__(config=config, file_format="array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        cfg = self.builder_config
+        t, s = cfg.clip_len, cfg.frame_size
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=f"{cfg.level} expert-bot episodes in windows of {t} frames of {s}x{s}.",
+            features=tfds.features.FeaturesDict(
+                {
+                    # Flat-colour grid renders compress many-fold; zlib decodes without TF.
+                    "video": tfds.features.Tensor(
+                        shape=(t, s, s, 3), dtype=np.uint8, encoding="zlib"
+                    ),
+                    "actions": tfds.features.Tensor(shape=(t,), dtype=np.int32, encoding="bytes"),
+                    "length": tfds.features.Scalar(dtype=np.int64),
+                    "mission": tfds.features.Text(),
+                    "success": tfds.features.Scalar(dtype=np.int64),
+                    "seed": tfds.features.Scalar(dtype=np.int64),
+                    "episode": tfds.features.Scalar(dtype=np.int64),
+                    "clip_index": tfds.features.Scalar(dtype=np.int64),
+                }
+            ),
+            metadata=tfds.core.MetadataDict(cfg.generation_metadata()),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # nothing to download: episodes are played locally
+        cfg = self.builder_config
+        plans = plan_splits(cfg.episodes, cfg.seeds)
+        return {name: self._generate_examples(name, plans[name].specs()) for name in SPLITS}
+
+    def _generate_examples(self, split: str, specs: list):
+        cfg = self.builder_config
+        successes, lengths, bot_errors = 0, 0, 0
+        for spec in tqdm.tqdm(specs, desc=f"babyai {split}", unit="episode"):
+            seed = spec.level_seed  # CoinRun's split plan calls the env seed a level seed
+            episode = babyai_env.play_episode(cfg.level, seed, cfg.frame_size)
+            successes += episode.success
+            lengths += len(episode.actions_T)
+            bot_errors += episode.bot_error is not None
+            for example in babyai_env.cut_examples(
+                episode, cfg.clip_len, seed=seed, episode_index=spec.episode
+            ):
+                yield f"{seed}-{spec.episode}-{example['clip_index']}", example
+        # Runs once the writer has drained this split, before TFDS writes the metadata.
+        self.info.metadata["bot"][split] = {
+            "success_rate": successes / len(specs),
+            "mean_length": lengths / len(specs),
+            "bot_errors": bot_errors,
+        }
+
+
+def read_metadata(dataset_dir: str | pathlib.Path) -> dict:
+    """The metadata of a finished build: settings, split plans and the bot's figures."""
+    # Reading the info back needs no registration, so any build can be read as is.
+    return dict(tfds.builder_from_directory(str(dataset_dir)).info.metadata or {})
+
+
+def build_babyai(
+    out_dir: str | pathlib.Path,
+    level: str,
+    episodes: int,
+    seeds: tuple[int, int] = (0, 100_000),
+    clip_len: int = 16,
+) -> pathlib.Path:
+    """Plays and writes the BabyAI dataset under `out_dir`; returns the dataset directory.
+
+    A finished dataset with the same settings is left as is; one with other settings under the
+    same config name is refused. A build that dies midway leaves only an `incomplete.*`
+    directory, which readers reject and the next build removes.
+    """
+    if clip_len < 1:
+        raise DataError(f"clip_len must be >= 1, got {clip_len}")
+    babyai_env.check_level(level)  # registered, and its grid tiles the frame
+    config = BabyaiConfig(
+        name=config_name(level, clip_len),
+        level=level,
+        clip_len=clip_len,
+        seeds=(int(seeds[0]), int(seeds[1])),
+        episodes=episodes,
+    )
+    wanted = config.generation_metadata()  # validates the seed range and episode count
+    builder = BabyaiEpisodes(config=config, data_dir=str(out_dir))
+    dataset_dir = pathlib.Path(builder.data_dir)
+    if (dataset_dir / "dataset_info.json").exists():
+        found = read_metadata(dataset_dir)
+        differ = [
+            f"{k} {found.get(k)} not {wanted[k]}" for k in _SETTINGS if found.get(k) != wanted[k]
+        ]
+        if differ:
+            raise DataError(
+                f"dataset at {dataset_dir} was built with other settings ({'; '.join(differ)}); "
+                "use another out_dir or delete it"
+            )
+        print(f"BabyAI dataset already built at {dataset_dir}")
+        return dataset_dir
+    for stale in dataset_dir.parent.glob("incomplete.*"):
+        # Left by a killed build; TFDS would ignore it and leave it on disk.
+        print(f"removing unfinished build {stale}")
+        shutil.rmtree(stale)
+    builder.download_and_prepare()
+    # TFDS creates an (empty) download cache even though nothing is downloaded.
+    downloads = pathlib.Path(out_dir) / "downloads"
+    for empty in (downloads / "extracted", downloads):
+        if empty.is_dir() and not any(empty.iterdir()):
+            empty.rmdir()
+    return dataset_dir
+
+
+def open_babyai_split(
+    data_dir: str | pathlib.Path,
+    split: str,
+    *,
+    clip_len: int = 16,
+    frame_size: int = babyai_env.FRAME_SIZE,
+    level: str | None = None,
+) -> ClipSource:
+    """Opens one split of a BabyAI build, checked against the clip length, size and level.
+
+    `data_dir` is the `out_dir` of `build_babyai` or the dataset directory it returned. Without
+    `level`, the one build under `data_dir` with windows of `clip_len` frames is used; with
+    several (other levels), `level` must pick one. Items are dicts of numpy values; `mission`
+    comes back as UTF-8 bytes.
+    """
+    data_dir = pathlib.Path(data_dir)
+    if level is not None:
+        config = config_name(level, clip_len)
+    else:
+        builds = sorted({p.name for p in (data_dir / DATASET_NAME).glob(f"*_t{clip_len}")})
+        if len(builds) > 1:
+            raise DataError(
+                f"data dir {data_dir} holds BabyAI builds of several levels ({', '.join(builds)});"
+                " pass level="
+            )
+        # With none, `open_split` reports what the data dir holds instead.
+        config = builds[0] if builds else f"<level>_t{clip_len}"
+    source = open_split(
+        data_dir,
+        split,
+        clip_len=clip_len,
+        frame_size=frame_size,
+        dataset=DATASET_NAME,
+        config=config,
+    )
+    if level is not None and source.metadata.get("level") != level:
+        raise DataError(
+            f"BabyAI data in {data_dir} was played on {source.metadata.get('level')}, not {level}"
+        )
+    return source

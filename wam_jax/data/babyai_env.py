@@ -1,0 +1,162 @@
+"""BabyAI episodes played by the expert bot, cut into fixed-length examples for the WAM.
+
+The WAM learns from (frame, action, next frame) with the instruction as context, so each episode
+stores the full-view render after reset and after every action, the bot's actions, the mission
+string, and whether the bot reached the goal. Levels come from `minigrid`'s BabyAI suite
+(Chevalier-Boisvert et al., 2019); the bot is its scripted expert (`BabyAIBot`).
+
+Everything is a pure function of `(level, seed)`: `env.reset(seed=seed)` fixes the layout and the
+mission, and the bot plans deterministically from the grid, so any process can regenerate any
+episode and a stored action sequence replays exactly in a fresh env.
+"""
+
+import contextlib
+import dataclasses
+import io
+import re
+
+import numpy as np
+
+from genie_jax.data.errors import DataError
+
+FRAME_SIZE = 64  # pixels per side of a rendered frame
+NUM_ACTIONS = 7  # left, right, forward, pickup, drop, toggle, done
+NO_ACTION = -1  # in `actions` where a frame has no successor: an episode's last frame, padding
+
+_LEVEL_NAME = re.compile(r"^BabyAI-(?P<stem>.+)-v\d+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Episode:
+    """One bot episode: `n` actions and the `n + 1` frames around them."""
+
+    frames_THWC: np.ndarray  # uint8 [n + 1, S, S, 3]; frame 0 is the one after reset
+    actions_T: np.ndarray  # int32 [n]; actions_T[t] moves frames_THWC[t] to frames_THWC[t + 1]
+    mission: str  # the instruction, e.g. "go to the grey ball"
+    success: bool  # the last step paid a positive reward
+    bot_error: str | None  # why the bot gave up early, if it did (then success is False)
+
+
+def level_slug(level: str) -> str:
+    """`BabyAI-GoToLocal-v0` -> `gotolocal`: the level name as used in config names."""
+    match = _LEVEL_NAME.match(level)
+    if match is None:
+        raise DataError(f"level {level!r} is not a BabyAI level name (BabyAI-<Name>-v<N>)")
+    return match["stem"].lower()
+
+
+def _make_env(level: str):
+    import gymnasium as gym
+    import minigrid  # noqa: F401  (registers the BabyAI levels with gymnasium)
+
+    if level not in gym.envs.registry or _LEVEL_NAME.match(level) is None:
+        known = sorted(k for k in gym.envs.registry if k.startswith("BabyAI-"))
+        raise DataError(
+            f"unknown level {level!r}: it must be a registered BabyAI level "
+            f"(e.g. {', '.join(known[:4])}; {len(known)} in all)"
+        )
+    return gym.make(level)
+
+
+def tile_size(env, level: str, frame_size: int) -> int:
+    """Pixels per grid cell so that the whole grid fills a `frame_size` square exactly.
+
+    Resizing a render would blur the one-cell objects the missions name, so a grid that does
+    not divide the frame is refused rather than rescaled.
+    """
+    width, height = env.unwrapped.width, env.unwrapped.height
+    if width != height or frame_size % width:
+        raise DataError(
+            f"level {level} has a {width}x{height} grid, which does not tile a "
+            f"{frame_size}x{frame_size} frame (need a square grid whose side divides {frame_size})"
+        )
+    return frame_size // width
+
+
+def check_level(level: str, frame_size: int = FRAME_SIZE) -> None:
+    """Raises `DataError` unless `level` is a registered BabyAI level that renders at this size."""
+    env = _make_env(level)
+    try:
+        tile_size(env, level, frame_size)
+    finally:
+        env.close()
+
+
+def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode:
+    """Plays one episode of `level` with layout `seed`, the expert bot choosing every action.
+
+    The episode ends when the env terminates (mission done or failed) or truncates at its own
+    `max_steps`. The bot asserts its plan is consistent with the grid and can raise on rare
+    layouts; the episode then ends at the last frame reached, with `success` False.
+    """
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+
+    env = _make_env(level)
+    try:
+        tile = tile_size(env, level, frame_size)
+        # Layout sampling prints every rejected attempt ("Sampling rejected: ...") to stdout.
+        with contextlib.redirect_stdout(io.StringIO()):
+            obs, _ = env.reset(seed=int(seed))
+        world = env.unwrapped
+        bot = BabyAIBot(world)
+        frames = [world.get_frame(highlight=False, tile_size=tile)]
+        actions: list[int] = []
+        reward, done, bot_error = 0.0, False, None
+        # `max_steps` is set by reset (BabyAI scales it with the level); the env truncates
+        # there too, the bound here only makes the loop's end obvious.
+        while not done and len(actions) < world.max_steps:
+            try:
+                action = int(bot.replan())
+            except Exception as e:  # assertion or DisappearedBoxError, depending on the layout
+                bot_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                reward = 0.0
+                break
+            _, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            actions.append(action)
+            frames.append(world.get_frame(highlight=False, tile_size=tile))
+    finally:
+        env.close()
+    return Episode(
+        frames_THWC=np.stack(frames).astype(np.uint8),
+        actions_T=np.asarray(actions, np.int32),
+        mission=str(obs["mission"]),
+        success=bot_error is None and reward > 0,
+        bot_error=bot_error,
+    )
+
+
+def cut_examples(
+    episode: Episode, clip_len: int, *, seed: int, episode_index: int
+) -> list[dict[str, object]]:
+    """Cuts `episode` into non-overlapping windows of `clip_len` frames from frame 0.
+
+    The last window is padded by repeating the episode's last frame, not dropped: bot episodes
+    are mostly shorter than one window, and dropping tails would keep only the long (often
+    failed) ones. `length` counts the valid frames of a window; `actions` is `NO_ACTION` from
+    the episode's last frame on, so a model masks both with the same `t < length - 1` test.
+    """
+    frames_THWC = episode.frames_THWC
+    num_frames = len(frames_THWC)
+    num_windows = -(-num_frames // clip_len)
+    padded = num_windows * clip_len
+    pad_index_T = np.minimum(np.arange(padded), num_frames - 1)
+    video_THWC = frames_THWC[pad_index_T]
+    actions_T = np.full(padded, NO_ACTION, np.int32)
+    actions_T[: len(episode.actions_T)] = episode.actions_T
+    examples = []
+    for c in range(num_windows):
+        window = slice(c * clip_len, (c + 1) * clip_len)
+        examples.append(
+            {
+                "video": video_THWC[window],
+                "actions": actions_T[window],
+                "length": min(clip_len, num_frames - c * clip_len),
+                "mission": episode.mission,
+                "success": int(episode.success),
+                "seed": int(seed),
+                "episode": int(episode_index),
+                "clip_index": c,
+            }
+        )
+    return examples

@@ -1,0 +1,137 @@
+"""The World Action Model backbone: one ST-transformer over instruction, actions and video.
+
+Every frame of the transformer holds `L + 1 + N` positions:
+
+  [ w_0 .. w_{L-1} | slot_t | z_t,0 .. z_t,N-1 ]
+
+the instruction's word tokens (the same in every frame, so spatial attention lets every token
+read the instruction), one action slot, and the frame's N video tokens. Temporal attention is
+causal, as in the Genie dynamics model.
+
+Action alignment: a_t is the action taken at frame t, moving o_t to o_{t+1}. It sits in the
+slot of frame t+1, the frame it leads to (Genie's convention: frame 0 gets a learned "none");
+so o_{t+1}'s tokens see a_t through spatial attention, and nothing later than frame t+1 can
+influence it. The slot's output at frame t+1 predicts a_t. One model, three uses by masking:
+
+  policy         frames 0..t given, slot t+1 and frame t+1 hidden -> a_t (and o_{t+1})
+  world model    frames 0..t and a_t given, frame t+1 hidden      -> o_{t+1}
+  inverse model  frames t and t+1 given, slot t+1 hidden          -> a_t
+
+Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
+(hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
+Video ids: 0..V-1 tokenizer codes, V the mask. Outputs are fp32 logits: video [B, T, N, V],
+real actions [B, T, R] and latent actions [B, T, A] (A = 0: no latent head).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from genie_jax.nn import FactorizedPositionEmbedding, STTransformer, stack_options
+from wam_jax.config import WAMConfig
+
+
+def _head(features: int, cfg: WAMConfig, axis: str, name: str) -> nn.Dense:
+    return nn.Dense(
+        features,
+        dtype=jnp.float32,  # fp32 logits: the cross-entropy must not run in bf16
+        param_dtype=cfg.jnp_param_dtype,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), ("embed", axis)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axis,)),
+        name=name,
+    )
+
+
+def _embed(count: int, cfg: WAMConfig, name: str) -> nn.Embed:
+    init = nn.initializers.normal(stddev=0.02)
+    return nn.Embed(
+        count,
+        cfg.dim,
+        dtype=cfg.jnp_dtype,
+        param_dtype=cfg.jnp_param_dtype,
+        embedding_init=nn.with_logical_partitioning(init, ("codebook", "embed")),
+        name=name,
+    )
+
+
+class WorldActionModel(nn.Module):
+    config: WAMConfig
+    vocab_size: int  # V: the tokenizer's codebook; id V is the video mask
+    num_tokens: int  # N: tokens per frame
+    num_actions: int  # R: real actions (BabyAI: 7)
+    num_latent_actions: int  # A: the LAM's codebook (0: no latent actions)
+    num_words: int  # W: the instruction vocabulary, padding (id 0) included
+
+    @property
+    def video_mask_id(self) -> int:
+        return self.vocab_size
+
+    @property
+    def mask_action_id(self) -> int:
+        return self.num_actions + self.num_latent_actions
+
+    @property
+    def no_action_id(self) -> int:
+        return self.mask_action_id + 1
+
+    @property
+    def positions_per_frame(self) -> int:
+        return self.config.max_words + 1 + self.num_tokens
+
+    def setup(self):
+        cfg = self.config
+        self.word_embed = _embed(self.num_words, cfg, "word_embed")
+        self.token_embed = _embed(self.vocab_size + 1, cfg, "token_embed")
+        self.action_embed = _embed(self.no_action_id + 1, cfg, "action_embed")
+        self.pos = FactorizedPositionEmbedding(
+            cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
+        )
+        self.transformer = STTransformer(
+            num_layers=cfg.num_layers,
+            num_heads=cfg.num_heads,
+            mlp_dim=cfg.mlp_ratio * cfg.dim,
+            name="transformer",
+            **stack_options(cfg),
+        )
+        self.video_head = _head(self.vocab_size, cfg, "vocab", "video_head")
+        self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
+        if self.num_latent_actions:
+            self.latent_head = _head(self.num_latent_actions, cfg, "actions", "latent_head")
+
+    def _check_inputs(self, words_BL, tokens_BTN, slots_BT) -> None:
+        cfg = self.config
+        if words_BL.ndim != 2 or words_BL.shape[1] != cfg.max_words:
+            raise ValueError(f"WAM expects words [B, {cfg.max_words}], got {words_BL.shape}")
+        if tokens_BTN.ndim != 3 or tokens_BTN.shape[2] != self.num_tokens:
+            raise ValueError(
+                f"WAM expects tokens [B, T, {self.num_tokens}], got {tokens_BTN.shape}"
+            )
+        if slots_BT.shape != tokens_BTN.shape[:2] or words_BL.shape[0] != slots_BT.shape[0]:
+            raise ValueError(
+                f"one action slot per frame expected: words {words_BL.shape}, tokens "
+                f"{tokens_BTN.shape}, slots {slots_BT.shape}"
+            )
+
+    def __call__(
+        self, words_BL: jax.Array, tokens_BTN: jax.Array, slots_BT: jax.Array
+    ) -> dict[str, jax.Array]:
+        """Logits for every position: `video` [B, T, N, V], `actions` [B, T, R] and, with a
+        latent codebook, `latent_actions` [B, T, A]. Row t of the action logits predicts the
+        action in slot t, i.e. a_{t-1}."""
+        self._check_inputs(words_BL, tokens_BTN, slots_BT)
+        batch, frames = slots_BT.shape
+        words_BLD = self.word_embed(words_BL)
+        words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
+        slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
+        video_BTND = self.token_embed(tokens_BTN)
+        x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)
+        x_BTPD = self.transformer(self.pos(x_BTPD))
+        x_BTPD = x_BTPD.astype(jnp.float32)
+        slot = self.config.max_words
+        out = {
+            "video": self.video_head(x_BTPD[:, :, slot + 1 :]),
+            "actions": self.action_head(x_BTPD[:, :, slot]),
+        }
+        if self.num_latent_actions:
+            out["latent_actions"] = self.latent_head(x_BTPD[:, :, slot])
+        return out

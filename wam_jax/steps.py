@@ -1,0 +1,182 @@
+"""Pure train and eval steps of the WAM: one joint loss `video_ce + λ·action_ce`.
+
+Losses are means over the positions that were hidden AND whose target is known:
+  video    hidden tokens of frames inside the episode (t < length);
+  actions  hidden slots whose real action is known: an unlabelled clip (actions all
+           NO_LABEL) adds nothing to it, so it trains the video part alone;
+  latent   hidden slots whose latent action is known (with a LAM), weighted like actions.
+The tokenizer and the LAM are frozen: their params enter under `stop_gradient` and their
+optimizer is `set_to_zero` (`genie_jax.train.state.freeze_groups`).
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from genie_jax.train.state import TrainState
+from genie_jax.train.steps import Batch, Metrics, global_norm, video_to_unit
+from wam_jax.masking import sample_wam_masks
+from wam_jax.system import shift_into_slots
+
+FROZEN = ("tokenizer", "lam")
+
+
+def masked_ce(logits_XK: jax.Array, targets_X: jax.Array, weight_X: jax.Array) -> dict:
+    """Cross-entropy and accuracy averaged over `weight_X`; targets < 0 are clipped (and
+    must carry weight 0)."""
+    targets_X = jnp.maximum(targets_X, 0)
+    ce_X = optax.softmax_cross_entropy_with_integer_labels(logits_XK, targets_X)
+    weight_X = weight_X.astype(jnp.float32)
+    count = jnp.sum(weight_X)
+    safe = jnp.maximum(count, 1.0)
+    correct_X = (jnp.argmax(logits_XK, axis=-1) == targets_X).astype(jnp.float32)
+    return {
+        "ce": jnp.sum(ce_X * weight_X) / safe,
+        "accuracy": jnp.sum(correct_X * weight_X) / safe,
+        "count": count,
+    }
+
+
+def wam_losses(
+    logits: dict[str, jax.Array],
+    aux: dict[str, jax.Array],
+    actions_BT: jax.Array,
+    length_B: jax.Array,
+    video_hidden_BTN: jax.Array,
+    slots_hidden_BT: jax.Array,
+    *,
+    action_loss_weight: float,
+    video_loss_weight: float = 1.0,
+) -> tuple[jax.Array, Metrics]:
+    """(loss, metrics) of one batch; see the module docstring for what counts."""
+    frames = actions_BT.shape[1]
+    inside_BT = jnp.arange(frames)[None, :] < length_B[:, None]
+    video = masked_ce(logits["video"], aux["tokens"], video_hidden_BTN & inside_BT[:, :, None])
+    real_BT = shift_into_slots(actions_BT)
+    action = masked_ce(logits["actions"], real_BT, slots_hidden_BT & (real_BT >= 0) & inside_BT)
+    loss = video_loss_weight * video["ce"] + action_loss_weight * action["ce"]
+    metrics = {
+        "video_ce": video["ce"],
+        "video_accuracy": video["accuracy"],
+        "action_ce": action["ce"],
+        "action_accuracy": action["accuracy"],
+        "labelled_slots": action["count"],
+    }
+    if "latent_actions" in logits:
+        latent_BT = shift_into_slots(aux["latent_actions"])
+        latent = masked_ce(
+            logits["latent_actions"], latent_BT, slots_hidden_BT & (latent_BT >= 0) & inside_BT
+        )
+        loss = loss + action_loss_weight * latent["ce"]
+        metrics.update(latent_ce=latent["ce"], latent_accuracy=latent["accuracy"])
+    return loss, metrics
+
+
+def _inputs(batch: Batch) -> tuple[jax.Array, ...]:
+    return batch["words"], video_to_unit(batch["video"]), batch["actions"], batch["length"]
+
+
+def wam_train_step(
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    *,
+    num_tokens: int,
+    mode_probs: tuple[float, float, float],
+    min_mask_rate: float,
+    max_mask_rate: float,
+    action_loss_weight: float,
+    video_loss_weight: float = 1.0,
+) -> tuple[TrainState, Metrics]:
+    words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
+    masks = sample_wam_masks(
+        jax.random.fold_in(rng, state.step),
+        length_B,
+        num_frames=actions_BT.shape[1],
+        num_tokens=num_tokens,
+        mode_probs=mode_probs,
+        min_mask_rate=min_mask_rate,
+        max_mask_rate=max_mask_rate,
+    )
+
+    def loss_fn(params):
+        params = {k: jax.lax.stop_gradient(v) if k in FROZEN else v for k, v in params.items()}
+        (logits, aux), model_state = state.apply_fn(
+            {"params": params, **state.model_state},
+            words_BL,
+            video_BTHWC,
+            actions_BT,
+            length_B,
+            masks["video"],
+            masks["slots"],
+            mutable=list(state.model_state),
+        )
+        loss, metrics = wam_losses(
+            logits,
+            aux,
+            actions_BT,
+            length_B,
+            masks["video"],
+            masks["slots"],
+            action_loss_weight=action_loss_weight,
+            video_loss_weight=video_loss_weight,
+        )
+        return loss, (metrics, model_state)
+
+    (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads, model_state=model_state)
+    metrics.update(loss=loss, grad_norm=global_norm(grads))
+    return state, metrics
+
+
+def policy_masks(length_B: jax.Array, frames: int, num_tokens: int):
+    """The closed-loop query for every sample at its last transition: frames 0..length-2
+    given, the last frame and its slot hidden."""
+    cut_B = jnp.maximum(length_B - 1, 1)
+    future_BT = jnp.arange(frames)[None, :] >= cut_B[:, None]
+    return jnp.broadcast_to(future_BT[:, :, None], future_BT.shape + (num_tokens,)), future_BT
+
+
+def wam_eval_step(
+    state: TrainState,
+    batch: Batch,
+    *,
+    num_tokens: int,
+    action_loss_weight: float,
+    video_loss_weight: float = 1.0,
+) -> Metrics:
+    """Losses under fixed masks, one per use of the model: policy (the last transition of
+    each clip hidden), world model (next frame hidden, actions given) and inverse dynamics
+    (all actions hidden, video given)."""
+    words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
+    frames = actions_BT.shape[1]
+    variables = {"params": state.params, **state.model_state}
+    after_first_BT = jnp.broadcast_to(jnp.arange(frames) >= 1, actions_BT.shape)
+    policy_video, policy_slots = policy_masks(length_B, frames, num_tokens)
+    uses = {
+        "policy": (policy_video, policy_slots),
+        "world": (policy_video, jnp.zeros_like(policy_slots)),
+        "inverse": (jnp.zeros_like(policy_video), after_first_BT),
+    }
+    metrics = {}
+    for name, (video_hidden, slots_hidden) in uses.items():
+        logits, aux = state.apply_fn(
+            variables, words_BL, video_BTHWC, actions_BT, length_B, video_hidden, slots_hidden
+        )
+        loss, m = wam_losses(
+            logits,
+            aux,
+            actions_BT,
+            length_B,
+            video_hidden,
+            slots_hidden,
+            action_loss_weight=action_loss_weight,
+            video_loss_weight=video_loss_weight,
+        )
+        if name == "policy":
+            metrics["loss"] = loss
+        keep = (
+            ("action_accuracy", "action_ce") if name != "world" else ("video_accuracy", "video_ce")
+        )
+        metrics.update({f"{name}_{k}": m[k] for k in keep})
+    return metrics
