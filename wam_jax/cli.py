@@ -1,6 +1,9 @@
 """The `wam` command.
 
   wam data babyai --out DIR --level BabyAI-GoToLocal-v0 --episodes N [--seeds A:B] [--clip-len T]
+  wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
+      --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
+  wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine]
 
 Bad input or bad data on disk ends with a one-line message on stderr and exit status 2.
 """
@@ -37,6 +40,36 @@ def _data(args: argparse.Namespace) -> None:
         )
 
 
+def _train(rest: list[str]) -> None:
+    from genie_jax.config_loading import parse_config_args
+    from wam_jax.task import train_wam
+
+    config, extras = parse_config_args(rest)
+    if not extras["workdir"]:
+        raise SystemExit("wam train: --workdir is required")
+    summary = train_wam(config, extras["workdir"])
+    print(f"wam done at step {summary['step']}; checkpoints in {summary['checkpoint_dir']}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    import json
+
+    from wam_jax.evaluate import evaluate_wam
+
+    metrics = evaluate_wam(
+        args.workdir,
+        episodes=args.episodes,
+        seeds=args.seeds,
+        step=args.step,
+        imagine=not args.no_imagine,
+        level=args.level,
+    )
+    print(f"eval outputs: {metrics['meta']['outputs']}")
+    headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
+    headline["random_policy_success_rate"] = metrics["random_policy"]["success_rate"]
+    print(json.dumps(headline))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wam", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,19 +84,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_parse_seed_range, default=(0, 100_000), help="env seeds A:B"
     )
     babyai.add_argument("--clip-len", type=int, default=16, help="frames per example")
+
+    commands.add_parser(
+        "train", help="train the WAM (--config FILE:VARIANT --workdir W [--config.key=value])"
+    )
+    evaluate = commands.add_parser("eval", help="closed-loop BabyAI episodes on held-out seeds")
+    evaluate.add_argument("--workdir", required=True, help="a `wam train` workdir")
+    evaluate.add_argument("--episodes", type=int, default=100, help="episodes to play")
+    evaluate.add_argument(
+        "--seeds",
+        type=_parse_seed_range,
+        default=None,
+        help="env seeds A:B to draw episodes from (default: the dataset's test seeds)",
+    )
+    evaluate.add_argument("--level", default=None, help="default: the run's config.level")
+    evaluate.add_argument("--step", type=int, default=None, help="checkpoint (default newest)")
+    evaluate.add_argument(
+        "--no-imagine", action="store_true", help="skip the imagined frames (policy only)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "train" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from genie_jax.config_loading import ConfigError
     from genie_jax.data.errors import DataError
+    from genie_jax.train.checkpoint import CheckpointNotFoundError
+    from genie_jax.train.loop import TrainingDivergedError
+    from genie_jax.train.pretrained import PretrainedMismatchError
+    from wam_jax.data.vocab import UnknownWordError
 
     try:
         if args.command == "data":
             _data(args)
-    except DataError as error:
+        elif args.command == "train":
+            _train(rest)
+        elif args.command == "eval":
+            _eval(args)
+    except (
+        ConfigError,
+        DataError,
+        CheckpointNotFoundError,
+        PretrainedMismatchError,
+        TrainingDivergedError,
+        UnknownWordError,
+    ) as error:
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

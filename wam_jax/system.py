@@ -89,13 +89,17 @@ class WAMSystem(nn.Module):
         length_B: jax.Array,
         video_hidden_BTN: jax.Array,
         slots_hidden_BT: jax.Array,
+        *,
+        train: bool = False,
     ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
         """(logits, aux): the backbone's logits for the batch under the given masks.
 
         `actions_BT`: a_t per frame, NO_LABEL where unknown. aux: `tokens` [B, T, N] (video
         targets), `latent_actions` [B, T] (ã_t per frame, NO_LABEL at the last; only with a
-        LAM), `slots` [B, T] (the slot ids the backbone saw).
+        LAM), `slots` [B, T] (the slot ids the backbone saw). `train` is accepted for the
+        shared train-state code; nothing here changes with it (the frozen parts never train).
         """
+        del train
         tokens_BTN = self.tokenize(video_BTHWC)
         if self.is_initializing():  # create the decoder's params: imagination needs them
             self.detokenize(tokens_BTN)

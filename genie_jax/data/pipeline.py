@@ -21,7 +21,7 @@ own `process_<i>-of-<n>.json`, so the data position restores only onto the same 
 """
 
 import pathlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import grain
 import jax
@@ -71,6 +71,7 @@ def _loader(
     num_epochs: int | None,
     seed: int,
     worker_count: int,
+    operations: Sequence[grain.transforms.Map | grain.transforms.Filter] | None,
 ) -> grain.DataLoader:
     batch_size = _per_process_batch_size(global_batch_size)
     # drop_remainder: every process then holds the same number of records, so no process runs
@@ -97,7 +98,10 @@ def _loader(
     return grain.DataLoader(
         data_source=source,
         sampler=sampler,
-        operations=[_ModelFields(), grain.transforms.Batch(batch_size, drop_remainder=True)],
+        operations=[
+            *(operations if operations is not None else [_ModelFields()]),
+            grain.transforms.Batch(batch_size, drop_remainder=True),
+        ],
         worker_count=worker_count,
         # A few batches ahead is enough: clips decode far faster than a train step.
         read_options=grain.ReadOptions(num_threads=4, prefetch_buffer_size=4 * batch_size),
@@ -114,12 +118,14 @@ def make_train_iterator(
     seed: int,
     worker_count: int = 0,
     dataset: str = DATASET_NAME,
+    operations: Sequence[grain.transforms.Map | grain.transforms.Filter] | None = None,
 ) -> grain.DataLoaderIterator:
     """Shuffled batches repeated forever; the order is a function of `seed` only.
 
     Each epoch is a fresh permutation of the split. The returned iterator's `get_state()` /
     `set_state()` (or `iterator_save_args` / `iterator_restore_args` with orbax) resume it
-    exactly. `worker_count > 0` decodes in that many child processes.
+    exactly. `worker_count > 0` decodes in that many child processes. `operations` (grain
+    maps and filters) replace the default per-record step, which keeps `video` and `actions`.
     """
     source = open_split(data_dir, split, clip_len=clip_len, frame_size=frame_size, dataset=dataset)
     loader = _loader(
@@ -129,6 +135,7 @@ def make_train_iterator(
         num_epochs=None,
         seed=seed,
         worker_count=worker_count,
+        operations=operations,
     )
     return iter(loader)
 
@@ -142,6 +149,7 @@ def make_eval_iterator(
     frame_size: int,
     worker_count: int = 0,
     dataset: str = DATASET_NAME,
+    operations: Sequence[grain.transforms.Map | grain.transforms.Filter] | None = None,
 ) -> Iterator[Batch]:
     """One pass over the split in stored order, in full batches.
 
@@ -157,6 +165,7 @@ def make_eval_iterator(
         num_epochs=1,
         seed=0,  # unused without shuffling, but the sampler wants one
         worker_count=worker_count,
+        operations=operations,
     )
     return iter(loader)
 

@@ -83,18 +83,21 @@ def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None) 
 def train(
     config: ml_collections.ConfigDict,
     workdir: str | pathlib.Path,
-    task_name: str,
+    task_name: str | Task,
     *,
     stop_at_step: int | None = None,
 ) -> dict[str, Any]:
     """Trains `task_name` ("tokenizer", ...) to `config.<task>.num_steps`, resuming if possible.
+
+    A `Task` object may stand in for the name: packages built on genie_jax (the WAM) train
+    their own models through this loop.
 
     `stop_at_step` simulates a preemption at that step (save and return), for tests and
     for splitting a run into pieces. Returns a summary: final step, last logged metrics,
     last eval metrics, steps/s, and where things were written.
     """
     workdir = pathlib.Path(workdir)
-    task: Task = TASKS[task_name](config)
+    task: Task = TASKS[task_name](config) if isinstance(task_name, str) else task_name
     section = task.section
     if not config.data_dir:
         raise DataError("config.data_dir is empty; pass --config.data_dir=DIR")
@@ -115,6 +118,7 @@ def train(
         seed=config.seed,
         worker_count=config.data_workers,
         dataset=config.get("dataset", DATASET_NAME),
+        operations=task.train_operations,
     )
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     tx = freeze_groups(tx, task.frozen)
@@ -122,7 +126,10 @@ def train(
         # Fail on a missing or mismatched part before anything is written.
         abstract, _ = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
         for group, source in task.pretrained.items():
-            load_pretrained_params(source, group, abstract.params[group], check_only=True)
+            workdir_of, inner = _pretrained_source(source)
+            load_pretrained_params(
+                workdir_of, group, abstract.params[group], check_only=True, group=inner
+            )
     write_config(config, workdir)
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
     if checkpointer.latest_step() is not None:
@@ -180,7 +187,9 @@ def train(
                 pending = (step, metrics)
             if step % config.eval_every == 0 or step == section.num_steps:
                 flush_pending()
-                summary["eval"] = evaluate(config, section, eval_step, state, in_sharding)
+                summary["eval"] = evaluate(
+                    config, section, eval_step, state, in_sharding, task.eval_operations
+                )
                 writer.write_scalars(step, {f"val/{k}": v for k, v in summary["eval"].items()})
             if step % config.checkpoint_every == 0 or step == section.num_steps:
                 save(step, metrics)
@@ -227,11 +236,17 @@ def _load_pretrained(state, pretrained: dict[str, str]):
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params[group]
         )
-        params[group] = load_pretrained_params(source, group, abstract)
+        workdir_of, inner = _pretrained_source(source)
+        params[group] = load_pretrained_params(workdir_of, group, abstract, group=inner)
     return state.replace(params=params)
 
 
-def evaluate(config, section, eval_step, state, in_sharding) -> dict[str, float]:
+def _pretrained_source(source: str | tuple[str, str]) -> tuple[str, str | None]:
+    """A run's workdir (its whole parameter tree), or (workdir, group) for one group of it."""
+    return (source, None) if isinstance(source, str) else (source[0], source[1])
+
+
+def evaluate(config, section, eval_step, state, in_sharding, operations=None) -> dict[str, float]:
     """Mean eval metrics over `config.eval_batches` validation batches."""
     eval_iter = make_eval_iterator(
         config.data_dir,
@@ -240,6 +255,7 @@ def evaluate(config, section, eval_step, state, in_sharding) -> dict[str, float]
         clip_len=config.clip_len,
         frame_size=config.frame_size,
         dataset=config.get("dataset", DATASET_NAME),
+        operations=operations,
     )
     totals: dict[str, float] = {}
     count = 0

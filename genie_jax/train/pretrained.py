@@ -54,12 +54,15 @@ def load_pretrained_params(
     *,
     check_only: bool = False,
     step: int | None = None,
+    group: str | None = None,
 ) -> Any:
     """Newest `params` of the `part` run in `workdir`, restored into `abstract_params`'s shardings.
 
     abstract_params: a tree of `jax.ShapeDtypeStruct` with `.sharding` (the slice of the
     abstract train state that will hold them). `check_only` stops after the checks (missing
     checkpoint, shape mismatch) and returns None. `step` picks a checkpoint (default newest).
+    `group` reads one top-level parameter group of a run that trained several parts (e.g. the
+    `wam` group of a WAM run) instead of the run's whole parameter tree.
     """
     workdir = pathlib.Path(workdir).absolute()
     directory = workdir / "checkpoints"
@@ -83,6 +86,13 @@ def load_pretrained_params(
                 f"no {wanted} {part} checkpoint in {directory} (available: {available or 'none'})"
             )
         saved = manager.item_metadata(step)["state"]["params"]
+        if group is not None:
+            if group not in saved:
+                raise PretrainedMismatchError(
+                    f"the checkpoint in {directory} (step {step}) has no {group!r} parameters "
+                    f"(it has {', '.join(sorted(saved))})"
+                )
+            saved = saved[group]
         problems = _describe_mismatch(_flat_shapes(abstract_params), _flat_shapes(saved))
         if problems:
             hint = ""
@@ -95,14 +105,13 @@ def load_pretrained_params(
             )
         if check_only:
             return None
+        wanted = abstract_params if group is None else {group: abstract_params}
         restored = manager.restore(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.PyTreeRestore(
-                    item={"params": abstract_params},
-                    restore_args={
-                        "params": ocp.checkpoint_utils.construct_restore_args(abstract_params)
-                    },
+                    item={"params": wanted},
+                    restore_args={"params": ocp.checkpoint_utils.construct_restore_args(wanted)},
                     partial_restore=True,
                 )
             ),
@@ -111,4 +120,5 @@ def load_pretrained_params(
         manager.close()
         logging.set_verbosity(previous_verbosity)
     print(f"loaded {part} params from {directory} (step {step})")
-    return restored["state"]["params"]
+    params = restored["state"]["params"]
+    return params if group is None else params[group]

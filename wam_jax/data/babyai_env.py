@@ -45,7 +45,7 @@ def level_slug(level: str) -> str:
     return match["stem"].lower()
 
 
-def _make_env(level: str):
+def make_env(level: str):
     import gymnasium as gym
     import minigrid  # noqa: F401  (registers the BabyAI levels with gymnasium)
 
@@ -75,7 +75,7 @@ def tile_size(env, level: str, frame_size: int) -> int:
 
 def check_level(level: str, frame_size: int = FRAME_SIZE) -> None:
     """Raises `DataError` unless `level` is a registered BabyAI level that renders at this size."""
-    env = _make_env(level)
+    env = make_env(level)
     try:
         tile_size(env, level, frame_size)
     finally:
@@ -91,7 +91,7 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
     """
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
-    env = _make_env(level)
+    env = make_env(level)
     try:
         tile = tile_size(env, level, frame_size)
         # Layout sampling prints every rejected attempt ("Sampling rejected: ...") to stdout.

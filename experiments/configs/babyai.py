@@ -1,0 +1,116 @@
+"""BabyAI configs for the World Action Model, as `get_config("variant")`.
+
+Variants:
+  smoke  a few minutes on 2 CPU cores: small tokenizer, LAM and WAM on GoToLocal.
+  cpu    the same sizes trained longer (the label-fraction study on this machine).
+
+Usage (the tokenizer and LAM are genie_jax runs on BabyAI frames; the WAM reads them):
+  wam data babyai --out DATA --level BabyAI-GoToLocal-v0 --episodes 1000
+  genie train tokenizer --config experiments/configs/babyai.py:smoke \
+      --config.data_dir DATA --workdir RUN/tokenizer
+  genie train lam --config experiments/configs/babyai.py:smoke \
+      --config.data_dir DATA --workdir RUN/lam
+  wam train --config experiments/configs/babyai.py:smoke --config.data_dir DATA \
+      --config.tokenizer_workdir RUN/tokenizer --workdir RUN/wam [--config.wam.label_fraction=0.1]
+"""
+
+import dataclasses
+
+import ml_collections
+
+from genie_jax.lam import LAMConfig
+from genie_jax.tokenizer import TokenizerConfig
+from wam_jax.config import WAMConfig
+
+VARIANTS = ("smoke", "cpu")
+STEPS = {
+    "smoke": {"tokenizer": 400, "lam": 200, "wam": 600},
+    "cpu": {"tokenizer": 2_000, "lam": 1_000, "wam": 3_000},
+}
+
+
+def _section(model, num_steps: int, batch_size: int, **extra) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(
+        {
+            "model": dataclasses.asdict(model),
+            "optimizer": {
+                "learning_rate": 1e-3,
+                "warmup_steps": 50,
+                "b1": 0.9,
+                "b2": 0.99,
+                "weight_decay": 1e-4,
+                "grad_clip": 1.0,
+                "end_learning_rate_ratio": 0.1,
+            },
+            "num_steps": num_steps,
+            "batch_size": batch_size,
+            **extra,
+        }
+    )
+
+
+def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown babyai config variant {variant!r}; choose from {VARIANTS}")
+    steps = STEPS[variant]
+    config = ml_collections.ConfigDict()
+    config.variant = variant
+    config.dataset = "babyai_episodes"  # written by `wam data babyai`
+    config.data_dir = ""
+    config.level = "BabyAI-GoToLocal-v0"  # the level closed-loop evaluation plays
+    config.clip_len = 16  # frames per stored window (bot episodes: about 6 frames)
+    config.frame_size = 64  # 8x8 grid, 8 pixels a cell, full view
+    config.seed = 0
+    config.data_workers = 0
+    config.mesh_shape = (-1, 1, 1)
+    config.log_every = 20
+    config.eval_every = 200
+    config.eval_batches = 2
+    config.checkpoint_every = 200
+    config.max_to_keep = 2
+    # Flat-coloured 8-pixel cells: patch 8 gives one token per cell (64 a frame).
+    tokenizer = TokenizerConfig(
+        patch_size=8,
+        max_frames=16,
+        encoder_layers=2,
+        encoder_dim=96,
+        encoder_heads=4,
+        decoder_layers=2,
+        decoder_dim=96,
+        decoder_heads=4,
+        codebook_size=256,
+        latent_dim=16,
+    )
+    config.tokenizer = _section(tokenizer, steps["tokenizer"], batch_size=8, dead_code_threshold=20)
+    lam = LAMConfig(
+        patch_size=16,
+        encoder_layers=2,
+        encoder_dim=96,
+        encoder_heads=4,
+        decoder_layers=2,
+        decoder_dim=96,
+        decoder_heads=4,
+        num_actions=8,  # BabyAI has 7 actions; Genie's default codebook of 8
+    )
+    config.lam = _section(lam, steps["lam"], batch_size=8, dead_code_threshold=20)
+    wam = WAMConfig(num_layers=3, dim=128, num_heads=4, max_frames=16, max_words=12)
+    config.wam = _section(
+        wam,
+        steps["wam"],
+        batch_size=16,
+        label_fraction=1.0,  # training episodes that keep their actions: 0.01, 0.1, 1.0
+        label_seed=0,  # which episodes those are (nested: the 10% set is inside the 100%)
+        action_loss_weight=1.0,  # λ in video_ce + λ·action_ce
+        video_loss_weight=1.0,
+        # True: the behaviour-cloning baseline: action loss only, policy queries only, the
+        # labelled episodes only, same backbone.
+        behaviour_cloning=False,
+        # Latent-action route: "joint" trains on real labels where known; "pretrain" hides
+        # every real label and learns from the LAM's latent actions (needs lam_workdir);
+        # "align" starts from a pretrain run (init_workdir) and learns the real actions.
+        stage="joint",
+        init_workdir="",
+    )
+    config.tokenizer_workdir = ""
+    config.lam_workdir = ""  # a `genie train lam` run on BabyAI: the latent-action route
+    return config

@@ -1,0 +1,79 @@
+"""`wam eval`: the WAM of a workdir as a closed-loop BabyAI policy on held-out seeds.
+
+Writes `W/eval/step_<N>/metrics.json`, a copy at `W/eval/metrics.json`, and
+`episode.gif` (real frames on the left, the frames the model imagined one step ahead on the
+right; the first episode). Seeds default to the first `episodes` test seeds of the run's
+dataset, which no training episode used.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+from genie_jax.data.source import open_config_split
+from genie_jax.video_io import side_by_side, upscale, write_gif
+from wam_jax.agent import load_agent
+from wam_jax.closed_loop import play_random, play_wam
+
+
+def _test_seeds(config, episodes: int) -> list[int]:
+    plan = open_config_split(config, "test").metadata["splits"]["test"]
+    start, stop = int(plan["seed_start"]), int(plan["seed_stop"])
+    if stop - start < episodes:
+        raise ValueError(f"the test split has {stop - start} seeds, fewer than {episodes}")
+    return list(range(start, start + episodes))
+
+
+def _episode_gif(episode, path: pathlib.Path) -> pathlib.Path:
+    real = np.stack(episode.frames)
+    imagined = np.concatenate([real[:1], np.stack(episode.imagined)]) if episode.imagined else real
+    return write_gif(path, upscale(side_by_side(real, imagined), 4), fps=3)
+
+
+def evaluate_wam(
+    workdir: str | pathlib.Path,
+    *,
+    episodes: int = 100,
+    seeds: tuple[int, int] | None = None,
+    step: int | None = None,
+    imagine: bool = True,
+    level: str | None = None,
+) -> dict:
+    workdir = pathlib.Path(workdir)
+    agent = load_agent(workdir, step=step)
+    config = agent.config
+    level = level or config.level
+    if seeds is None:
+        seed_list = _test_seeds(config, episodes)
+    else:
+        seed_list = list(range(seeds[0], seeds[1]))[:episodes]
+    metrics, played = play_wam(agent, level, seed_list, imagine=imagine)
+    metrics["random_policy"] = play_random(level, seed_list, config.frame_size)
+    loaded_step = agent.step or max(
+        int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()
+    )
+    out_dir = workdir / "eval" / f"step_{loaded_step}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [str(out_dir / "metrics.json")]
+    if imagine:
+        outputs.append(str(_episode_gif(played[0], out_dir / "episode.gif")))
+    section = config.wam
+    metrics["meta"] = {
+        "workdir": str(workdir),
+        "step": loaded_step,
+        "level": level,
+        "seeds": [seed_list[0], seed_list[-1] + 1],
+        "label_fraction": 0.0 if section.stage == "pretrain" else section.label_fraction,
+        "behaviour_cloning": bool(section.behaviour_cloning),
+        "stage": section.stage,
+        "sampling": {
+            "steps": agent.sampling.steps,
+            "argmax": agent.sampling.logit_temperature == 0,
+        },
+        "outputs": outputs,
+    }
+    text = json.dumps(metrics, indent=2) + "\n"
+    (out_dir / "metrics.json").write_text(text)
+    (workdir / "eval" / "metrics.json").write_text(text)
+    return metrics

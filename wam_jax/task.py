@@ -1,0 +1,149 @@
+"""The WAM as a `genie_jax.train` task: model, steps, data operations and pretrained parts.
+
+The loop, sharding, checkpoints and resumption are genie_jax's; this file only says what is
+trained. The instruction vocabulary is built from the training missions on a fresh start and
+saved as `vocab.json` in the workdir; a resumed run (and evaluation) reads it back.
+"""
+
+import functools
+import pathlib
+
+import jax.numpy as jnp
+import ml_collections
+
+from genie_jax.config_loading import ConfigError
+from genie_jax.data.source import open_config_split
+from genie_jax.lam import LAMConfig
+from genie_jax.tokenizer import TokenizerConfig
+from genie_jax.train.tasks import Task, dataclass_from_config
+from wam_jax.config import WAMConfig
+from wam_jax.data.babyai_env import NUM_ACTIONS
+from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
+from wam_jax.data.vocab import Vocabulary
+from wam_jax.steps import wam_eval_step, wam_train_step
+from wam_jax.system import WAMSystem
+
+STAGES = ("joint", "pretrain", "align")
+VOCAB_FILE = "vocab.json"
+
+
+def load_or_build_vocab(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Vocabulary:
+    path = workdir / VOCAB_FILE
+    if path.exists():
+        return Vocabulary.load(path)
+    source = open_config_split(config, "train")
+    return Vocabulary.from_missions(source[i]["mission"] for i in range(len(source)))
+
+
+def wam_system_from_config(config: ml_collections.ConfigDict, num_words: int) -> WAMSystem:
+    tokenizer = dataclass_from_config(TokenizerConfig, config.tokenizer.model)
+    lam = None
+    if config.lam_workdir or config.wam.stage == "pretrain":
+        lam = dataclass_from_config(LAMConfig, config.lam.model)
+    wam = dataclass_from_config(WAMConfig, config.wam.model)
+    if config.clip_len > wam.max_frames:
+        raise ConfigError(
+            f"config.clip_len={config.clip_len} exceeds wam max_frames={wam.max_frames}"
+        )
+    if tokenizer.frame_size != config.frame_size:
+        raise ConfigError(
+            f"the tokenizer was configured for {tokenizer.frame_size}x{tokenizer.frame_size} "
+            f"frames but config.frame_size={config.frame_size}"
+        )
+    return WAMSystem(tokenizer, lam, wam, num_actions=NUM_ACTIONS, num_words=num_words)
+
+
+def _train_labels(config: ml_collections.ConfigDict):
+    """Which training episodes keep their actions (None: all of them)."""
+    section = config.wam
+    if section.stage == "pretrain":
+        return labelled_episodes(_train_episodes(config), 0.0, section.label_seed)
+    if section.label_fraction >= 1.0:
+        return None
+    return labelled_episodes(_train_episodes(config), section.label_fraction, section.label_seed)
+
+
+def _train_episodes(config: ml_collections.ConfigDict) -> int:
+    return int(open_config_split(config, "train").metadata["splits"]["train"]["episodes"])
+
+
+def wam_task(
+    config: ml_collections.ConfigDict, workdir: str | pathlib.Path
+) -> tuple[Task, Vocabulary]:
+    """The task for `genie_jax.train.loop.train`, and the vocabulary to save with the run."""
+    section = config.wam
+    if section.stage not in STAGES:
+        raise ConfigError(f"config.wam.stage={section.stage!r} is not one of {STAGES}")
+    if not config.tokenizer_workdir:
+        raise ConfigError(
+            "config.tokenizer_workdir is empty: pass a `genie train tokenizer` run on BabyAI"
+        )
+    if section.stage == "pretrain" and not config.lam_workdir:
+        raise ConfigError("config.wam.stage=pretrain needs config.lam_workdir (a BabyAI LAM run)")
+    if section.stage == "align" and not section.init_workdir:
+        raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
+    vocab = load_or_build_vocab(config, pathlib.Path(workdir))
+    system = wam_system_from_config(config, len(vocab))
+    max_words = system.wam_config.max_words
+    labels = _train_labels(config)
+    train_ops: tuple = (WAMRecord(vocab, max_words, labels),)
+    mode_probs = tuple(system.wam_config.mode_probs)
+    video_weight = section.video_loss_weight
+    if section.behaviour_cloning:
+        if labels is not None:
+            train_ops = (LabelledOnly(labels), *train_ops)
+        mode_probs, video_weight = (0.0, 1.0, 0.0), 0.0
+    pretrained: dict = {"tokenizer": config.tokenizer_workdir}
+    if config.lam_workdir:
+        pretrained["lam"] = config.lam_workdir
+    if section.stage == "align":
+        pretrained["wam"] = (section.init_workdir, "wam")
+    num_tokens = system.tokenizer_config.num_tokens
+    size = config.frame_size
+    frames = config.clip_len
+    example = (
+        jnp.zeros((1, max_words), jnp.int32),
+        jnp.zeros((1, frames, size, size, 3), jnp.float32),
+        jnp.zeros((1, frames), jnp.int32),
+        jnp.ones((1,), jnp.int32),
+        jnp.zeros((1, frames, num_tokens), bool),
+        jnp.zeros((1, frames), bool),
+    )
+    task = Task(
+        name="wam",
+        model=system,
+        example_inputs=example,
+        train_step=functools.partial(
+            wam_train_step,
+            num_tokens=num_tokens,
+            mode_probs=mode_probs,
+            min_mask_rate=system.wam_config.min_mask_rate,
+            max_mask_rate=system.wam_config.max_mask_rate,
+            action_loss_weight=section.action_loss_weight,
+            video_loss_weight=video_weight,
+        ),
+        eval_step=functools.partial(
+            wam_eval_step,
+            num_tokens=num_tokens,
+            action_loss_weight=section.action_loss_weight,
+            video_loss_weight=video_weight,
+        ),
+        section=section,
+        frozen=("tokenizer", "lam") if system.lam_config is not None else ("tokenizer",),
+        pretrained=pretrained,
+        train_operations=train_ops,
+        eval_operations=(WAMRecord(vocab, max_words),),
+    )
+    return task, vocab
+
+
+def train_wam(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, **kwargs) -> dict:
+    """`genie_jax`'s loop on the WAM task; writes `vocab.json` next to the checkpoints."""
+    from genie_jax.train.loop import train
+
+    workdir = pathlib.Path(workdir)
+    task, vocab = wam_task(config, workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / VOCAB_FILE).exists():
+        vocab.save(workdir / VOCAB_FILE)
+    return train(config, workdir, task, **kwargs)
