@@ -5,7 +5,7 @@ Variants:
   cpu    the same sizes trained longer (the label-fraction study on this machine).
 
 Usage (the tokenizer and LAM are genie_jax runs on BabyAI frames; the WAM reads them):
-  wam data babyai --out DATA --level BabyAI-GoToLocal-v0 --episodes 1000
+  wam data babyai --out DATA --level BabyAI-GoToLocal-v0 --episodes 1000 --clip-len 8
   genie train tokenizer --config experiments/configs/babyai.py:smoke \
       --config.data_dir DATA --workdir RUN/tokenizer
   genie train lam --config experiments/configs/babyai.py:smoke \
@@ -58,7 +58,7 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     config.dataset = "babyai_episodes"  # written by `wam data babyai`
     config.data_dir = ""
     config.level = "BabyAI-GoToLocal-v0"  # the level closed-loop evaluation plays
-    config.clip_len = 16  # frames per stored window (bot episodes: about 6 frames)
+    config.clip_len = 8  # frames per stored window (bot episodes: about 6 frames)
     config.frame_size = 64  # 8x8 grid, 8 pixels a cell, full view
     config.seed = 0
     config.data_workers = 0

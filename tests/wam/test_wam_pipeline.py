@@ -1,0 +1,155 @@
+"""The WAM end to end on real BabyAI data: tokenizer (genie loop) -> `train_wam` on a (2,2,2)
+mesh -> one checkpoint used as policy, world model and inverse model; `wam eval`; bad input."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from genie_jax.config_loading import ConfigError, load_config
+from genie_jax.train.loop import train
+from wam_jax.agent import load_agent
+from wam_jax.data import build_babyai, open_babyai_split
+from wam_jax.data.babyai_env import NUM_ACTIONS
+from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
+from wam_jax.data.vocab import UnknownWordError, Vocabulary
+from wam_jax.evaluate import evaluate_wam
+from wam_jax.task import train_wam
+
+CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
+CLIP = 6
+TINY = {
+    "clip_len": CLIP,
+    "tokenizer.model.patch_size": 16,
+    "tokenizer.model.max_frames": CLIP,
+    "tokenizer.model.encoder_layers": 1,
+    "tokenizer.model.encoder_dim": 32,
+    "tokenizer.model.encoder_heads": 2,
+    "tokenizer.model.decoder_layers": 1,
+    "tokenizer.model.decoder_dim": 32,
+    "tokenizer.model.decoder_heads": 2,
+    "tokenizer.model.codebook_size": 32,
+    "tokenizer.model.latent_dim": 8,
+    "tokenizer.num_steps": 4,
+    "wam.model.num_layers": 1,
+    "wam.model.dim": 32,
+    "wam.model.num_heads": 2,
+    "wam.model.max_frames": CLIP,
+    "wam.num_steps": 4,
+    "wam.batch_size": 4,
+    "tokenizer.batch_size": 4,
+    "wam.optimizer.warmup_steps": 1,
+    "log_every": 2,
+    "eval_every": 4,
+    "eval_batches": 1,
+    "checkpoint_every": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("babyai")
+    build_babyai(out, "BabyAI-GoToLocal-v0", episodes=40, clip_len=CLIP)
+    return str(out)
+
+
+def _config(data_dir, **overrides):
+    return load_config(f"{CONFIG}:smoke", {"data_dir": data_dir, **TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    train(_config(data_dir, mesh_shape=(2, 2, 2)), root / "tok", "tokenizer")
+    config = _config(
+        data_dir,
+        tokenizer_workdir=str(root / "tok"),
+        mesh_shape=(2, 2, 2),
+        **{"wam.label_fraction": 0.5},
+    )
+    summary = train_wam(config, root / "wam")
+    return root, summary
+
+
+def test_training_ran_on_the_mesh_and_saved_the_vocabulary(runs):
+    root, summary = runs
+    assert summary["step"] == 4 and np.isfinite(summary["train"]["loss"])
+    assert {"policy_action_accuracy", "world_video_accuracy"} <= set(summary["eval"])
+    words = json.loads((root / "wam" / "vocab.json").read_text())["words"]
+    assert {"go", "to", "the"} <= set(words)
+
+
+def test_one_checkpoint_three_uses(runs, data_dir):
+    agent = load_agent(runs[0] / "wam")  # trained on 8 devices, loaded on one
+    item = open_babyai_split(data_dir, "test", clip_len=CLIP)[0]
+    length = int(item["length"])
+    assert length >= 3
+    words = agent.encode_missions([item["mission"].decode()] * 2)
+    history = [item["video"][:2], item["video"][:3]]
+    past = [item["actions"][:1], item["actions"][:2]]
+    policy = agent.act(words, history, past, jax.random.key(0), imagine=True)
+    assert policy["actions"].shape == (2,) and set(policy["actions"]) <= set(range(NUM_ACTIONS))
+    np.testing.assert_allclose(policy["action_probs"].sum(-1), 1.0, rtol=1e-5)
+    assert policy["imagined"].shape == (2, 64, 64, 3)
+    world = agent.act(
+        words, history, past, jax.random.key(0), imagine=True, given_actions=np.array([2, 0])
+    )
+    np.testing.assert_array_equal(world["actions"], [2, 0])
+    inverse = agent.infer_actions(words, np.stack([item["video"][:length]] * 2))
+    assert inverse.shape == (2, length - 1)
+
+
+def test_bad_input_is_named(runs):
+    agent = load_agent(runs[0] / "wam")
+    with pytest.raises(UnknownWordError, match="'dragon'"):
+        agent.encode_missions(["go to the purple dragon"])
+    words = agent.encode_missions(["go to the red ball"])
+    small = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="tokenizer was trained on"):
+        agent.act(words, [small], [np.zeros(1, np.int32)], jax.random.key(0))
+
+
+def test_wam_eval_writes_metrics(runs):
+    metrics = evaluate_wam(runs[0] / "wam", episodes=2)
+    saved = json.loads((runs[0] / "wam" / "eval" / "metrics.json").read_text())
+    for key in ("success_rate", "mean_episode_length", "video_psnr_by_step", "random_policy"):
+        assert key in saved
+    assert metrics["meta"]["label_fraction"] == 0.5
+    assert len(metrics["video_psnr_by_step"]) == len(metrics["episodes_by_step"]) > 0
+    assert metrics["episodes_by_step"][0] == 2
+    assert pathlib.Path(metrics["meta"]["outputs"][1]).is_file()  # the episode GIF
+
+
+def test_stage_needs_its_runs(data_dir, tmp_path):
+    with pytest.raises(ConfigError, match="lam_workdir"):
+        train_wam(_config(data_dir, tokenizer_workdir="t", **{"wam.stage": "pretrain"}), tmp_path)
+    with pytest.raises(ConfigError, match="init_workdir"):
+        train_wam(_config(data_dir, tokenizer_workdir="t", **{"wam.stage": "align"}), tmp_path)
+
+
+def test_label_fractions_are_nested_and_exact():
+    ten = labelled_episodes(800, 0.1, seed=0)
+    one = labelled_episodes(800, 0.01, seed=0)
+    assert ten.sum() == 80 and one.sum() == 8
+    assert (ten | one).sum() == 80  # the 1% set lies inside the 10% set
+    assert labelled_episodes(50, 0.001, seed=0).sum() == 1  # never zero for a positive fraction
+
+
+def test_unlabelled_episodes_lose_their_actions(data_dir):
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    vocab = Vocabulary.from_missions(source[i]["mission"] for i in range(len(source)))
+    labels = np.zeros(int(source.metadata["splits"]["train"]["episodes"]), bool)
+    labels[0] = True
+    record = WAMRecord(vocab, max_words=12, labelled=labels)
+    keep = LabelledOnly(labels)
+    for i in range(len(source)):
+        element = source[i]
+        out = record.map(element)
+        if int(element["episode"]) == 0:
+            np.testing.assert_array_equal(out["actions"], element["actions"])
+            assert keep.filter(element)
+        else:
+            assert (out["actions"] == -1).all() and not keep.filter(element)
+        assert out["words"].shape == (12,) and out["words"][0] > 0
