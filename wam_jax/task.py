@@ -78,8 +78,11 @@ def wam_task(
         raise ConfigError(
             "config.tokenizer_workdir is empty: pass a `genie train tokenizer` run on BabyAI"
         )
-    if section.stage == "pretrain" and not config.lam_workdir:
-        raise ConfigError("config.wam.stage=pretrain needs config.lam_workdir (a BabyAI LAM run)")
+    if section.stage in ("pretrain", "align") and not config.lam_workdir:
+        raise ConfigError(
+            f"config.wam.stage={section.stage} needs config.lam_workdir (a BabyAI LAM run): "
+            "the latent-action route labels unlabelled clips with the LAM in both stages"
+        )
     if section.stage == "align" and not section.init_workdir:
         raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
     vocab = load_or_build_vocab(config, pathlib.Path(workdir))

@@ -126,7 +126,10 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="lam_workdir"):
         train_wam(_config(data_dir, tokenizer_workdir="t", **{"wam.stage": "pretrain"}), tmp_path)
     with pytest.raises(ConfigError, match="init_workdir"):
-        train_wam(_config(data_dir, tokenizer_workdir="t", **{"wam.stage": "align"}), tmp_path)
+        train_wam(
+            _config(data_dir, tokenizer_workdir="t", lam_workdir="l", **{"wam.stage": "align"}),
+            tmp_path,
+        )
 
 
 def test_label_fractions_are_nested_and_exact():
