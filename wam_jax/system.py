@@ -106,6 +106,8 @@ class WAMSystem(nn.Module):
         aux = {"tokens": tokens_BTN}
         latent_BT = None
         if self.lam_config is not None:
+            if self.is_initializing():  # the LAM's decoder too, so its run's checkpoint fits
+                self.lam(video_BTHWC, train=False)
             latent_BA = self.latent_actions(video_BTHWC)
             pad_B1 = jnp.full((latent_BA.shape[0], 1), NO_LABEL, latent_BA.dtype)
             latent_BT = jnp.concatenate([latent_BA, pad_B1], axis=1)

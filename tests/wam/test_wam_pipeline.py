@@ -156,3 +156,44 @@ def test_unlabelled_episodes_lose_their_actions(data_dir):
         else:
             assert (out["actions"] == -1).all() and not keep.filter(element)
         assert out["words"].shape == (12,) and out["words"][0] > 0
+
+
+def test_latent_action_route_pretrain_then_align(runs, data_dir):
+    root = runs[0]
+    lam_overrides = {
+        "lam.model.patch_size": 16,
+        "lam.model.max_frames": CLIP,
+        "lam.model.encoder_layers": 1,
+        "lam.model.encoder_dim": 32,
+        "lam.model.encoder_heads": 2,
+        "lam.model.decoder_layers": 1,
+        "lam.model.decoder_dim": 32,
+        "lam.model.decoder_heads": 2,
+        "lam.num_steps": 2,
+        "lam.batch_size": 4,
+    }
+    train(_config(data_dir, mesh_shape=(2, 2, 2), **lam_overrides), root / "lam", "lam")
+    common = dict(
+        tokenizer_workdir=str(root / "tok"),
+        lam_workdir=str(root / "lam"),
+        mesh_shape=(2, 2, 2),
+        **lam_overrides,
+        **{"wam.num_steps": 2},
+    )
+    pre = train_wam(_config(data_dir, **common, **{"wam.stage": "pretrain"}), root / "pre")
+    assert pre["train"]["labelled_slots"] == 0  # no real label reaches the pretraining
+    assert "latent_ce" in pre["train"]
+    aligned = train_wam(
+        _config(
+            data_dir,
+            **common,
+            **{"wam.stage": "align", "wam.init_workdir": str(root / "pre")},
+        ),
+        root / "aligned",
+    )
+    assert aligned["train"]["labelled_slots"] > 0
+    agent = load_agent(root / "aligned")
+    item = open_babyai_split(data_dir, "test", clip_len=CLIP)[0]
+    words = agent.encode_missions([item["mission"].decode()])
+    out = agent.act(words, [item["video"][:2]], [item["actions"][:1]], jax.random.key(0))
+    assert 0 <= int(out["actions"][0]) < NUM_ACTIONS
