@@ -4,6 +4,7 @@
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine]
+  wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
 
 Bad input or bad data on disk ends with a one-line message on stderr and exit status 2.
 """
@@ -70,6 +71,39 @@ def _eval(args: argparse.Namespace) -> None:
     print(json.dumps(headline))
 
 
+def _summarize(args: argparse.Namespace) -> None:
+    import json
+    import pathlib
+
+    rows = []
+    for workdir in args.workdirs:
+        path = pathlib.Path(workdir) / "eval" / "metrics.json"
+        if not path.is_file():
+            raise SystemExit(f"wam summarize: {path} not found; run `wam eval` on {workdir}")
+        metrics = json.loads(path.read_text())
+        meta = metrics["meta"]
+        psnr = metrics.get("video_psnr_by_step") or []
+        rows.append(
+            {
+                "run": str(workdir),
+                "kind": "bc" if meta["behaviour_cloning"] else f"wam ({meta['stage']})",
+                "label_fraction": meta["label_fraction"],
+                "success_rate": metrics["success_rate"],
+                "mean_episode_length": metrics["mean_episode_length"],
+                "video_psnr_first_step": psnr[0] if psnr else None,
+                "random_policy_success_rate": metrics["random_policy"]["success_rate"],
+                "episodes": metrics["episodes"],
+                "step": meta["step"],
+            }
+        )
+    pathlib.Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+    for row in rows:
+        print(
+            f"{row['kind']:<16} labels {row['label_fraction']:<5} success "
+            f"{row['success_rate']:.2f} length {row['mean_episode_length']:.1f}  {row['run']}"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wam", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-imagine", action="store_true", help="skip the imagined frames (policy only)"
     )
+    summarize = commands.add_parser("summarize", help="one table from several `wam eval`s")
+    summarize.add_argument("--out", required=True, help="JSON file to write")
+    summarize.add_argument("workdirs", nargs="+", help="evaluated `wam train` workdirs")
     return parser
 
 
@@ -126,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             _train(rest)
         elif args.command == "eval":
             _eval(args)
+        elif args.command == "summarize":
+            _summarize(args)
     except (
         ConfigError,
         DataError,

@@ -11,6 +11,7 @@ import pytest
 from genie_jax.config_loading import ConfigError, load_config
 from genie_jax.train.loop import train
 from wam_jax.agent import load_agent
+from wam_jax.cli import main
 from wam_jax.data import build_babyai, open_babyai_split
 from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
@@ -120,6 +121,10 @@ def test_wam_eval_writes_metrics(runs):
     assert len(metrics["video_psnr_by_step"]) == len(metrics["episodes_by_step"]) > 0
     assert metrics["episodes_by_step"][0] == 2
     assert pathlib.Path(metrics["meta"]["outputs"][1]).is_file()  # the episode GIF
+    table = runs[0] / "study.json"
+    assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
+    (row,) = json.loads(table.read_text())
+    assert row["kind"] == "wam (joint)" and row["success_rate"] == metrics["success_rate"]
 
 
 def test_stage_needs_its_runs(data_dir, tmp_path):
