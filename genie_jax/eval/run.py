@@ -5,7 +5,9 @@ copies `metrics.json` to `W/eval/metrics.json` (the latest evaluation). Keys:
 
   tokenizer       psnr, ssim (reconstruction), codebook_usage, codebook_perplexity
   lam             psnr (next-frame prediction), codes_used, code_counts
-  dynamics        delta_psnr (t=4), psnr_inferred_by_t, psnr_random_by_t (t=1..T-1), fvd,
+  dynamics        delta_psnr (t=4), psnr_inferred_by_t, psnr_random_by_t (t=1..T-1),
+                  delta_psnr_used_codes (random actions only among the codes the LAM used;
+                  with a warning and its PSNR(t) curve when that is fewer than A), fvd,
                   fvd_num_clips, fvd_warning, token_accuracy (argmax accuracy on the last
                   frame, fully masked, given the real earlier frames and inferred actions)
   latent_to_real  agreement, majority_baseline, labels_used, test_transitions, map
@@ -116,6 +118,25 @@ def evaluate_workdir(
         reason = "disabled" if not with_fvd else f"clips shorter than {MIN_FRAMES} frames"
         dynamics.update(fvd=None, fvd_num_clips=0, fvd_warning=f"FVD not computed: {reason}")
     dynamics["token_accuracy"] = sums["token_acc"]
+    used_codes = np.flatnonzero(action_counts)
+    dynamics["delta_psnr_used_codes"] = dynamics["delta_psnr"]
+    if used_codes.size < world.num_actions:
+        # Random actions among codes the LAM never emits feed the dynamics model embeddings it
+        # was not trained on; the comparison restricted to the codes in use isolates control.
+        restricted = []
+        for index, (video, _) in enumerate(_batches(source, num_clips, batch_size)):
+            out = controllability_psnr(
+                world, video, jax.random.fold_in(key, index), random_codes=used_codes
+            )
+            restricted.append(out["psnr_random"])
+        used = summarize_controllability(np.concatenate(psnr_inferred), np.concatenate(restricted))
+        dynamics["delta_psnr_used_codes"] = used["delta_psnr"]
+        dynamics["psnr_random_used_codes_by_t"] = used["psnr_random_by_t"]
+        dynamics["delta_psnr_warning"] = (
+            f"the LAM used {used_codes.size} of {world.num_actions} codes on these clips; "
+            "delta_psnr draws random actions from all codes, delta_psnr_used_codes only from "
+            "the used ones"
+        )
     fit_latent, fit_real = _labelled_transitions(world, data_dir, config, max_labels, batch_size)
     metrics = {
         "tokenizer": {

@@ -56,20 +56,29 @@ def psnr_per_frame(real_BTHWC: np.ndarray, generated_BTHWC: np.ndarray) -> np.nd
 
 
 def controllability_psnr(
-    world: ControllableWorld, video_BTHWC: np.ndarray, rng: jax.Array
+    world: ControllableWorld,
+    video_BTHWC: np.ndarray,
+    rng: jax.Array,
+    *,
+    random_codes: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Both rollouts of a batch and their per-clip PSNR.
 
     Returns `psnr_inferred` and `psnr_random` [B, T] (frame 0, the prompt, included for
     completeness; the metric uses t >= 1) and the rollouts `inferred_video`, `random_video`.
+    `random_codes` restricts the random actions to these codes (default: all A of them); a LAM
+    that uses few codes leaves the others untrained in the dynamics model, and random actions
+    among them measure that damage rather than control.
     """
     video_BTHWC = np.asarray(video_BTHWC)
     batch, frames = video_BTHWC.shape[:2]
     action_rng, sample_rng = jax.random.split(rng)
     inferred_BA = np.asarray(world.latent_actions(video_BTHWC))
-    random_BA = np.asarray(
-        jax.random.randint(action_rng, (batch, frames - 1), 0, world.num_actions), np.int32
-    )
+    codes = np.arange(world.num_actions) if random_codes is None else np.asarray(random_codes)
+    if codes.size == 0 or codes.min() < 0 or codes.max() >= world.num_actions:
+        raise ValueError(f"random_codes {codes.tolist()} must be a non-empty subset of 0..A-1")
+    picks_BA = jax.random.randint(action_rng, (batch, frames - 1), 0, codes.size)
+    random_BA = codes[np.asarray(picks_BA)].astype(np.int32)
     prompt = video_BTHWC[:, :1]
     with_inferred = world.rollout_video(prompt, inferred_BA, sample_rng, frames)
     with_random = world.rollout_video(prompt, random_BA, sample_rng, frames)

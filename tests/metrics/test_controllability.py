@@ -80,3 +80,21 @@ def test_psnr_per_frame_matches_definition():
 def test_delta_psnr_needs_frames_past_t():
     with pytest.raises(ValueError, match="t=4"):
         summarize_controllability(np.zeros((2, 4)), np.zeros((2, 4)))
+
+
+def test_random_actions_can_be_restricted_to_the_codes_in_use():
+    video, actions = _clips()
+    seen = []
+
+    class Recorder(OracleWorld):
+        def rollout_video(self, prompt, actions_BA, rng, num_frames):
+            seen.append(np.asarray(actions_BA))
+            return super().rollout_video(prompt, actions_BA, rng, num_frames)
+
+    world = Recorder(video, actions)
+    controllability_psnr(world, video, jax.random.key(0), random_codes=np.array([2]))
+    assert (seen[1] == 2).all()  # the random rollout only drew code 2
+    controllability_psnr(world, video, jax.random.key(0), random_codes=np.array([1, 3]))
+    assert set(np.unique(seen[3])) == {1, 3}
+    with pytest.raises(ValueError, match="subset"):
+        controllability_psnr(world, video, jax.random.key(0), random_codes=np.array([A]))
