@@ -2,8 +2,16 @@
 
 import os
 
-# Must precede the first `import jax` anywhere in the test session.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# Must precede the first `import jax` anywhere in the test session. The 8 simulated devices
+# meet in a rendezvous for every collective; XLA aborts the process when one waits past
+# `xla_cpu_collective_call_terminate_timeout_seconds` (40 s by default), which a starved
+# device thread on a loaded 2-core machine can exceed. Two full-suite runs died with a silent
+# SIGABRT inside an 8-device train step on such a machine; 600 s keeps a slow step a slow step.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_force_host_platform_device_count=8 "
+    "--xla_cpu_collective_call_terminate_timeout_seconds=600",
+)
 
 import pytest
 
