@@ -19,12 +19,30 @@ import sys
 import time
 
 
-def _parse_seed_range(text: str) -> tuple[int, int]:
+def parse_seed_range(text: str) -> tuple[int, int]:
+    """`"A:B"` -> (A, B), an argparse type (the `wam` command uses it too)."""
     try:
         start, end = (int(part) for part in text.split(":"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"level seeds must look like A:B, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a seed range must look like A:B, got {text!r}") from None
     return start, end
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a command reports in one line (bad input, data, config or checkpoint)."""
+    from genie_jax.config_loading import ConfigError
+    from genie_jax.data import DataError
+    from genie_jax.train.checkpoint import CheckpointNotFoundError
+    from genie_jax.train.loop import TrainingDivergedError
+    from genie_jax.train.pretrained import PretrainedMismatchError
+
+    return (
+        ConfigError,
+        DataError,
+        CheckpointNotFoundError,
+        PretrainedMismatchError,
+        TrainingDivergedError,
+    )
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -157,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     coinrun = data_kinds.add_parser("coinrun", help="CoinRun clips (procgen, hard, random policy)")
     coinrun.add_argument("--out", required=True, help="data directory to write into")
     coinrun.add_argument("--episodes", type=int, required=True, help="episodes over all splits")
-    coinrun.add_argument("--level-seeds", type=_parse_seed_range, default=(0, 10_000))
+    coinrun.add_argument("--level-seeds", type=parse_seed_range, default=(0, 10_000))
     coinrun.add_argument("--workers", type=int, default=1, help="parallel episode generators")
     coinrun.add_argument("--clip-len", type=int, default=16, help="frames per clip")
     coinrun.add_argument("--max-steps", type=int, default=1000, help="cap on episode length")
@@ -215,12 +233,6 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = parser.parse_known_args(argv)
     if args.command not in ("train", "bench") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    from genie_jax.config_loading import ConfigError
-    from genie_jax.data import DataError
-    from genie_jax.train.checkpoint import CheckpointNotFoundError
-    from genie_jax.train.loop import TrainingDivergedError
-    from genie_jax.train.pretrained import PretrainedMismatchError
-
     tic = time.perf_counter()
     try:
         if args.command == "data":
@@ -235,13 +247,7 @@ def main(argv: list[str] | None = None) -> None:
             _bench(args, rest)
         elif args.command == "demo":
             _demo(args)
-    except (
-        ConfigError,
-        DataError,
-        CheckpointNotFoundError,
-        PretrainedMismatchError,
-        TrainingDivergedError,
-    ) as error:
+    except user_errors() as error:
         raise SystemExit(f"genie {args.command}: error: {error}") from None
     # stderr: a benchmark's last stdout line is its JSON.
     print(f"[{time.perf_counter() - tic:.0f}s]", file=sys.stderr)

@@ -13,13 +13,7 @@ import argparse
 import os
 import sys
 
-
-def _parse_seed_range(text: str) -> tuple[int, int]:
-    try:
-        start, end = (int(part) for part in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must look like A:B, got {text!r}") from None
-    return start, end
+from genie_jax.cli import parse_seed_range, user_errors
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -115,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     babyai.add_argument("--level", default="BabyAI-GoToLocal-v0", help="registered BabyAI level")
     babyai.add_argument("--episodes", type=int, required=True, help="episodes over all splits")
     babyai.add_argument(
-        "--seeds", type=_parse_seed_range, default=(0, 100_000), help="env seeds A:B"
+        "--seeds", type=parse_seed_range, default=(0, 100_000), help="env seeds A:B"
     )
     babyai.add_argument("--clip-len", type=int, default=16, help="frames per example")
 
@@ -127,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=100, help="episodes to play")
     evaluate.add_argument(
         "--seeds",
-        type=_parse_seed_range,
+        type=parse_seed_range,
         default=None,
         help="env seeds A:B to draw episodes from (default: the dataset's test seeds)",
     )
@@ -149,11 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command != "train" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    from genie_jax.config_loading import ConfigError
-    from genie_jax.data.errors import DataError
-    from genie_jax.train.checkpoint import CheckpointNotFoundError
-    from genie_jax.train.loop import TrainingDivergedError
-    from genie_jax.train.pretrained import PretrainedMismatchError
     from wam_jax.data.vocab import UnknownWordError
 
     try:
@@ -165,14 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             _eval(args)
         elif args.command == "summarize":
             _summarize(args)
-    except (
-        ConfigError,
-        DataError,
-        CheckpointNotFoundError,
-        PretrainedMismatchError,
-        TrainingDivergedError,
-        UnknownWordError,
-    ) as error:
+    except (*user_errors(), UnknownWordError) as error:
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

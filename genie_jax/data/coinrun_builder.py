@@ -25,7 +25,6 @@ import functools
 import multiprocessing
 import multiprocessing.pool
 import pathlib
-import shutil
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
@@ -35,6 +34,7 @@ import tqdm
 
 from genie_jax.data import coinrun_env
 from genie_jax.data.errors import DataError
+from genie_jax.data.tfds_build import build_once
 
 DATASET_NAME = "coinrun_clips"
 SPLITS = ("train", "validation", "test")
@@ -210,31 +210,6 @@ def build_coinrun(
     )
     wanted = config.generation_metadata()  # validates the seed range and episode count
     builder = CoinrunClips(config=config, workers=workers, data_dir=str(out_dir))
-    dataset_dir = pathlib.Path(builder.data_dir)
-    if (dataset_dir / "dataset_info.json").exists():
-        # Reading the info back needs no registration, so an old build can be checked as is.
-        found = dict(tfds.builder_from_directory(str(dataset_dir)).info.metadata or {})
-        # "splits" follows from the others, and would only repeat them at length.
-        differ = [
-            f"{k} {found.get(k)} not {v}"
-            for k, v in wanted.items()
-            if k != "splits" and found.get(k) != v
-        ]
-        if differ:
-            raise DataError(
-                f"dataset at {dataset_dir} was built with other settings ({'; '.join(differ)}); "
-                "use another out_dir or delete it"
-            )
-        print(f"CoinRun dataset already built at {dataset_dir}")
-        return dataset_dir
-    for stale in dataset_dir.parent.glob("incomplete.*"):
-        # Left by a killed build. TFDS would ignore it, but it may hold gigabytes.
-        print(f"removing unfinished build {stale}")
-        shutil.rmtree(stale)
-    builder.download_and_prepare()
-    # TFDS creates an (empty) download cache even though nothing is downloaded.
-    downloads = pathlib.Path(out_dir) / "downloads"
-    for empty in (downloads / "extracted", downloads):
-        if empty.is_dir() and not any(empty.iterdir()):
-            empty.rmdir()
-    return dataset_dir
+    # "splits" follows from the other settings, and would only repeat them at length.
+    settings = tuple(k for k in wanted if k != "splits")
+    return build_once(builder, out_dir, wanted, settings, "CoinRun")

@@ -27,7 +27,6 @@ generated, so the generator fills these in as it finishes a split.
 
 import dataclasses
 import pathlib
-import shutil
 from typing import ClassVar
 
 import numpy as np
@@ -37,6 +36,7 @@ import tqdm
 from genie_jax.data.coinrun_builder import SPLITS, plan_splits
 from genie_jax.data.errors import DataError
 from genie_jax.data.source import ClipSource, open_split
+from genie_jax.data.tfds_build import build_once
 from wam_jax.data import babyai_env
 
 DATASET_NAME = "babyai_episodes"
@@ -169,30 +169,7 @@ def build_babyai(
     )
     wanted = config.generation_metadata()  # validates the seed range and episode count
     builder = BabyaiEpisodes(config=config, data_dir=str(out_dir))
-    dataset_dir = pathlib.Path(builder.data_dir)
-    if (dataset_dir / "dataset_info.json").exists():
-        found = read_metadata(dataset_dir)
-        differ = [
-            f"{k} {found.get(k)} not {wanted[k]}" for k in _SETTINGS if found.get(k) != wanted[k]
-        ]
-        if differ:
-            raise DataError(
-                f"dataset at {dataset_dir} was built with other settings ({'; '.join(differ)}); "
-                "use another out_dir or delete it"
-            )
-        print(f"BabyAI dataset already built at {dataset_dir}")
-        return dataset_dir
-    for stale in dataset_dir.parent.glob("incomplete.*"):
-        # Left by a killed build; TFDS would ignore it and leave it on disk.
-        print(f"removing unfinished build {stale}")
-        shutil.rmtree(stale)
-    builder.download_and_prepare()
-    # TFDS creates an (empty) download cache even though nothing is downloaded.
-    downloads = pathlib.Path(out_dir) / "downloads"
-    for empty in (downloads / "extracted", downloads):
-        if empty.is_dir() and not any(empty.iterdir()):
-            empty.rmdir()
-    return dataset_dir
+    return build_once(builder, out_dir, wanted, _SETTINGS, "BabyAI")
 
 
 def open_babyai_split(
