@@ -24,8 +24,8 @@ from wam_jax.config import WAMConfig
 
 VARIANTS = ("smoke", "cpu")
 STEPS = {
-    "smoke": {"tokenizer": 400, "lam": 200, "wam": 600},
-    "cpu": {"tokenizer": 2_000, "lam": 1_000, "wam": 3_000},
+    "smoke": {"tokenizer": 2_000, "lam": 200, "wam": 600},
+    "cpu": {"tokenizer": 3_000, "lam": 1_000, "wam": 3_000},
 }
 
 
