@@ -78,10 +78,16 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         decoder_layers=2,
         decoder_dim=96,
         decoder_heads=4,
-        codebook_size=256,
-        latent_dim=16,
+        codebook_size=64,
+        latent_dim=8,
     )
-    config.tokenizer = _section(tokenizer, steps["tokenizer"], batch_size=8, dead_code_threshold=20)
+    # Measured on 1000 GoToLocal episodes (clip 8), 2 CPU cores, about 5 steps/s: validation
+    # PSNR 24.3 / 36.3 / 57.3 dB at 500 / 1000 / 2000 steps with these settings (256 codes,
+    # latent 16, lr 1e-3 and reset after 20 idle steps gave 22.0 dB at 400 steps, using 10% of
+    # the codes). The frames are flat 8-pixel cells: the tokenizer becomes near lossless once it
+    # separates the few cell kinds.
+    config.tokenizer = _section(tokenizer, steps["tokenizer"], batch_size=8, dead_code_threshold=5)
+    config.tokenizer.optimizer.learning_rate = 2e-3
     lam = LAMConfig(
         patch_size=16,
         encoder_layers=2,
