@@ -17,7 +17,7 @@ import numpy as np
 
 from genie_jax.genie_model import GenieModel, standalone_dynamics
 from genie_jax.maskgit import Sampler, SamplingConfig
-from genie_jax.train.checkpoint import CheckpointNotFoundError
+from genie_jax.train.checkpoint import CheckpointNotFoundError, resolved_step
 from genie_jax.train.pretrained import load_pretrained_params
 from genie_jax.train.tasks import dataclass_from_config, genie_model_from_config
 
@@ -144,11 +144,4 @@ def load_world(workdir: str | pathlib.Path, *, step: int | None = None, **sampli
     model = genie_model_from_config(config)
     params = load_pretrained_params(workdir, "dynamics", _abstract_params(model, config), step=step)
     sampler = Sampler(standalone_dynamics(model), sampling_from_config(config, **sampling))
-    return World(config, model, params, sampler, step=_loaded_step(workdir, step))
-
-
-def _loaded_step(workdir: pathlib.Path, step: int | None) -> int:
-    if step is not None:
-        return step
-    steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
-    return max(steps)
+    return World(config, model, params, sampler, step=resolved_step(workdir, step))

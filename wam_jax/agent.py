@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from genie_jax.maskgit import SamplingConfig, decode_frame
-from genie_jax.train.checkpoint import CheckpointNotFoundError
+from genie_jax.train.checkpoint import CheckpointNotFoundError, resolved_step
 from genie_jax.train.pretrained import load_pretrained_params
 from wam_jax.data.vocab import Vocabulary
 from wam_jax.system import NO_LABEL, WAMSystem
@@ -218,4 +218,6 @@ def load_agent(workdir: str | pathlib.Path, *, step: int | None = None, **sampli
     params = load_pretrained_params(workdir, "wam", abstract, step=step)
     defaults = SamplingConfig(steps=8, logit_temperature=0.0)
     agent_sampling = dataclasses.replace(defaults, **sampling)
-    return WAMAgent(config, system, params, vocab, agent_sampling, step=step)
+    return WAMAgent(
+        config, system, params, vocab, agent_sampling, step=resolved_step(workdir, step)
+    )

@@ -50,9 +50,7 @@ def evaluate_wam(
         seed_list = list(range(seeds[0], seeds[1]))[:episodes]
     metrics, played = play_wam(agent, level, seed_list, imagine=imagine)
     metrics["random_policy"] = play_random(level, seed_list, config.frame_size)
-    loaded_step = agent.step or max(
-        int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()
-    )
+    loaded_step = agent.step
     out_dir = workdir / "eval" / f"step_{loaded_step}"
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [str(out_dir / "metrics.json")]

@@ -27,12 +27,12 @@ STAGES = ("joint", "pretrain", "align")
 VOCAB_FILE = "vocab.json"
 
 
-def load_or_build_vocab(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Vocabulary:
+def load_or_build_vocab(workdir: pathlib.Path, train_source) -> Vocabulary:
+    """The run's saved vocabulary, or a new one from every training mission."""
     path = workdir / VOCAB_FILE
     if path.exists():
         return Vocabulary.load(path)
-    source = open_config_split(config, "train")
-    return Vocabulary.from_missions(source[i]["mission"] for i in range(len(source)))
+    return Vocabulary.from_missions(train_source[i]["mission"] for i in range(len(train_source)))
 
 
 def wam_system_from_config(config: ml_collections.ConfigDict, num_words: int) -> WAMSystem:
@@ -53,18 +53,15 @@ def wam_system_from_config(config: ml_collections.ConfigDict, num_words: int) ->
     return WAMSystem(tokenizer, lam, wam, num_actions=NUM_ACTIONS, num_words=num_words)
 
 
-def _train_labels(config: ml_collections.ConfigDict):
+def _train_labels(config: ml_collections.ConfigDict, train_source):
     """Which training episodes keep their actions (None: all of them)."""
     section = config.wam
+    episodes = int(train_source.metadata["splits"]["train"]["episodes"])
     if section.stage == "pretrain":
-        return labelled_episodes(_train_episodes(config), 0.0, section.label_seed)
+        return labelled_episodes(episodes, 0.0, section.label_seed)
     if section.label_fraction >= 1.0:
         return None
-    return labelled_episodes(_train_episodes(config), section.label_fraction, section.label_seed)
-
-
-def _train_episodes(config: ml_collections.ConfigDict) -> int:
-    return int(open_config_split(config, "train").metadata["splits"]["train"]["episodes"])
+    return labelled_episodes(episodes, section.label_fraction, section.label_seed)
 
 
 def wam_task(
@@ -85,10 +82,11 @@ def wam_task(
         )
     if section.stage == "align" and not section.init_workdir:
         raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
-    vocab = load_or_build_vocab(config, pathlib.Path(workdir))
+    train_source = open_config_split(config, "train")
+    vocab = load_or_build_vocab(pathlib.Path(workdir), train_source)
     system = wam_system_from_config(config, len(vocab))
     max_words = system.wam_config.max_words
-    labels = _train_labels(config)
+    labels = _train_labels(config, train_source)
     train_ops: tuple = (WAMRecord(vocab, max_words, labels),)
     mode_probs = tuple(system.wam_config.mode_probs)
     video_weight = section.video_loss_weight

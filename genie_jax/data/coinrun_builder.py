@@ -34,7 +34,7 @@ import tqdm
 
 from genie_jax.data import coinrun_env
 from genie_jax.data.errors import DataError
-from genie_jax.data.tfds_build import build_once
+from genie_jax.data.tfds_build import build_once, clip_features
 
 DATASET_NAME = "coinrun_clips"
 SPLITS = ("train", "validation", "test")
@@ -148,11 +148,7 @@ class CoinrunClips(tfds.core.GeneratorBasedBuilder):
             description=f"CoinRun (procgen, hard) random-play clips of {t} frames of {s}x{s}.",
             features=tfds.features.FeaturesDict(
                 {
-                    # Frames compress several-fold; zlib decodes without TensorFlow.
-                    "video": tfds.features.Tensor(
-                        shape=(t, s, s, 3), dtype=np.uint8, encoding="zlib"
-                    ),
-                    "actions": tfds.features.Tensor(shape=(t,), dtype=np.int32, encoding="bytes"),
+                    **clip_features(t, s),
                     "level_seed": tfds.features.Scalar(dtype=np.int64),
                     "episode": tfds.features.Scalar(dtype=np.int64),
                     "clip_index": tfds.features.Scalar(dtype=np.int64),

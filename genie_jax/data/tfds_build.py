@@ -6,9 +6,21 @@ Shared by the CoinRun builder and the packages that write their own clip dataset
 import pathlib
 import shutil
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from genie_jax.data.errors import DataError
+
+
+def clip_features(clip_len: int, frame_size: int) -> dict[str, tfds.features.FeatureConnector]:
+    """The fields every clip dataset shares: `video` uint8 [T, S, S, 3] (zlib: frames compress
+    several-fold and decode without TensorFlow) and `actions` int32 [T]."""
+    return {
+        "video": tfds.features.Tensor(
+            shape=(clip_len, frame_size, frame_size, 3), dtype=np.uint8, encoding="zlib"
+        ),
+        "actions": tfds.features.Tensor(shape=(clip_len,), dtype=np.int32, encoding="bytes"),
+    }
 
 
 def build_once(

@@ -20,6 +20,16 @@ class CheckpointNotFoundError(FileNotFoundError):
     pass
 
 
+def resolved_step(workdir: str | pathlib.Path, step: int | None) -> int:
+    """`step`, or the newest checkpoint step of a run's workdir when `step` is None."""
+    if step is not None:
+        return step
+    steps = [
+        int(p.name) for p in (pathlib.Path(workdir) / "checkpoints").iterdir() if p.name.isdigit()
+    ]
+    return max(steps)
+
+
 def _arrays(state: TrainState) -> dict[str, Any]:
     return {
         "step": state.step,

@@ -1,5 +1,7 @@
 """A tiny WAM system (4-token frames of 16x16 pixels) and a batch for it, for the WAM tests."""
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -11,7 +13,7 @@ from wam_jax.system import NO_LABEL, WAMSystem
 
 FRAMES, WORDS, ACTIONS, VOCAB_WORDS = 5, 3, 7, 11
 
-TOKENIZER = TokenizerConfig(
+_TINY_VIDEO_MODEL = dict(
     frame_size=16,
     patch_size=8,
     max_frames=FRAMES,
@@ -21,29 +23,17 @@ TOKENIZER = TokenizerConfig(
     decoder_layers=1,
     decoder_dim=16,
     decoder_heads=2,
-    codebook_size=16,
     latent_dim=8,
 )
-LAM = LAMConfig(
-    frame_size=16,
-    patch_size=8,
-    max_frames=FRAMES,
-    encoder_layers=1,
-    encoder_dim=16,
-    encoder_heads=2,
-    decoder_layers=1,
-    decoder_dim=16,
-    decoder_heads=2,
-    num_actions=4,
-    latent_dim=8,
-)
+TOKENIZER = TokenizerConfig(codebook_size=16, **_TINY_VIDEO_MODEL)
+LAM = LAMConfig(num_actions=4, **_TINY_VIDEO_MODEL)
 
 
 def tiny_system(with_lam: bool = False, **wam_overrides) -> WAMSystem:
     wam = WAMConfig(
         num_layers=2, dim=32, num_heads=2, mlp_ratio=2, max_frames=FRAMES, max_words=WORDS
     )
-    wam = WAMConfig(**{**wam.__dict__, **wam_overrides})
+    wam = dataclasses.replace(wam, **wam_overrides)
     return WAMSystem(
         TOKENIZER, LAM if with_lam else None, wam, num_actions=ACTIONS, num_words=VOCAB_WORDS
     )

@@ -36,7 +36,7 @@ import tqdm
 from genie_jax.data.coinrun_builder import SPLITS, plan_splits
 from genie_jax.data.errors import DataError
 from genie_jax.data.source import ClipSource, open_split
-from genie_jax.data.tfds_build import build_once
+from genie_jax.data.tfds_build import build_once, clip_features
 from wam_jax.data import babyai_env
 
 DATASET_NAME = "babyai_episodes"
@@ -95,11 +95,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
             description=f"{cfg.level} expert-bot episodes in windows of {t} frames of {s}x{s}.",
             features=tfds.features.FeaturesDict(
                 {
-                    # Flat-colour grid renders compress many-fold; zlib decodes without TF.
-                    "video": tfds.features.Tensor(
-                        shape=(t, s, s, 3), dtype=np.uint8, encoding="zlib"
-                    ),
-                    "actions": tfds.features.Tensor(shape=(t,), dtype=np.int32, encoding="bytes"),
+                    **clip_features(t, s),
                     "length": tfds.features.Scalar(dtype=np.int64),
                     "mission": tfds.features.Text(),
                     "success": tfds.features.Scalar(dtype=np.int64),
