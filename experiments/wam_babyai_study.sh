@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The BabyAI WAM study for one preset: data -> tokenizer -> LAM -> for each label fraction a
 # WAM and a behaviour-cloning baseline (and, at 10%, the latent-action route) -> closed-loop
-# evaluation of every run -> OUT/study.json (one row per run).
+# evaluation of every run (right after its training) -> OUT/study.json (one row per run).
 #
 #   experiments/wam_babyai_study.sh PRESET [OUT]      PRESET: smoke | cpu
 #
 # Resumable like reproduce_coinrun.sh: finished data is kept, runs resume from their newest
-# checkpoint, evaluation is redone. FRACTIONS (default "0.01 0.1 1.0") and EVAL_EPISODES
-# (default 100) can be set in the environment.
+# checkpoint, evaluation is redone. FRACTIONS (default "0.01 0.1 1.0"), EVAL_EPISODES
+# (default 100) and LATENT (default 1; 0 skips the latent-action route) can be set in the
+# environment.
 set -euo pipefail
 
 PRESET=${1:?usage: experiments/wam_babyai_study.sh smoke|cpu [OUT]}
@@ -15,6 +16,7 @@ OUT=${2:-runs/babyai_${PRESET}}
 CONFIG="experiments/configs/babyai.py:${PRESET}"
 FRACTIONS=${FRACTIONS:-"0.01 0.1 1.0"}
 EVAL_EPISODES=${EVAL_EPISODES:-100}
+LATENT=${LATENT:-1}
 cd "$(dirname "$0")/.."
 
 case "${PRESET}" in
@@ -36,26 +38,32 @@ for part in tokenizer lam; do
 done
 WAM=("${COMMON[@]}" --config.tokenizer_workdir "${OUT}/tokenizer")
 RUNS=()
+# Each run is evaluated as soon as it is trained, so a study cut short keeps its finished rows.
+# Behaviour cloning trains no video loss: its runs are evaluated without imagined frames.
+evaluate() {
+  stage "closed-loop evaluation -> $1/eval"
+  uv run wam eval --workdir "$1" --episodes "${EVAL_EPISODES}" "${@:2}"
+  RUNS+=("$1")
+}
 for fraction in ${FRACTIONS}; do
   stage "wam, ${fraction} labelled -> ${OUT}/wam_${fraction}"
   uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
     --workdir "${OUT}/wam_${fraction}"
+  evaluate "${OUT}/wam_${fraction}"
   stage "behaviour cloning, ${fraction} labelled -> ${OUT}/bc_${fraction}"
   uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
     --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${fraction}"
-  RUNS+=("${OUT}/wam_${fraction}" "${OUT}/bc_${fraction}")
+  evaluate "${OUT}/bc_${fraction}" --no-imagine
 done
-stage "latent-action route (10% labelled) -> ${OUT}/latent_pretrain, ${OUT}/latent_align"
-uv run wam train "${WAM[@]}" --config.lam_workdir "${OUT}/lam" --config.wam.stage=pretrain \
-  --workdir "${OUT}/latent_pretrain"
-uv run wam train "${WAM[@]}" --config.lam_workdir "${OUT}/lam" --config.wam.stage=align \
-  --config.wam.label_fraction=0.1 --config.wam.init_workdir "${OUT}/latent_pretrain" \
-  --workdir "${OUT}/latent_align"
-RUNS+=("${OUT}/latent_align")
+if [[ "${LATENT}" == 1 ]]; then
+  stage "latent-action route (10% labelled) -> ${OUT}/latent_pretrain, ${OUT}/latent_align"
+  uv run wam train "${WAM[@]}" --config.lam_workdir "${OUT}/lam" --config.wam.stage=pretrain \
+    --workdir "${OUT}/latent_pretrain"
+  uv run wam train "${WAM[@]}" --config.lam_workdir "${OUT}/lam" --config.wam.stage=align \
+    --config.wam.label_fraction=0.1 --config.wam.init_workdir "${OUT}/latent_pretrain" \
+    --workdir "${OUT}/latent_align"
+  evaluate "${OUT}/latent_align"
+fi
 
-for run in "${RUNS[@]}"; do
-  stage "closed-loop evaluation -> ${run}/eval"
-  uv run wam eval --workdir "${run}" --episodes "${EVAL_EPISODES}"
-done
 uv run wam summarize --out "${OUT}/study.json" "${RUNS[@]}"
 stage "done"

@@ -39,9 +39,10 @@ def evaluate_wam(
     step: int | None = None,
     imagine: bool = True,
     level: str | None = None,
+    action_temperature: float = 0.0,
 ) -> dict:
     workdir = pathlib.Path(workdir)
-    agent = load_agent(workdir, step=step)
+    agent = load_agent(workdir, step=step, action_temperature=action_temperature)
     config = agent.config
     level = level or config.level
     if seeds is None:
@@ -69,6 +70,7 @@ def evaluate_wam(
             "steps": agent.sampling.steps,
             "argmax": agent.sampling.logit_temperature == 0,
         },
+        "action_temperature": agent.action_temperature,
         "outputs": outputs,
     }
     text = json.dumps(metrics, indent=2) + "\n"

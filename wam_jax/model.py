@@ -11,16 +11,31 @@ causal, as in the Genie dynamics model.
 Action alignment: a_t is the action taken at frame t, moving o_t to o_{t+1}. It sits in the
 slot of frame t+1, the frame it leads to (Genie's convention: frame 0 gets a learned "none");
 so o_{t+1}'s tokens see a_t through spatial attention, and nothing later than frame t+1 can
-influence it. The slot's output at frame t+1 predicts a_t. One model, three uses by masking:
+influence it. Two heads read the slot's output at frame t:
 
-  policy         frames 0..t given, slot t+1 and frame t+1 hidden -> a_t (and o_{t+1})
+  action head   the slot's own action a_{t-1} (trained where the slot is hidden): inverse
+                dynamics when frames t-1 and t are shown, a masked guess otherwise;
+  policy head   the next action a_t, from frames <= t and slots <= t only (causal in time,
+                so a_t, which sits in slot t+1, is never seen): every shown frame of every
+                clip is a policy example, as in next-token prediction.
+
+One model, three uses by masking:
+
+  policy         frames 0..t given -> a_t from the policy head at frame t; with a_t in slot
+                 t+1 and frame t+1 hidden, MaskGIT imagines o_{t+1}
   world model    frames 0..t and a_t given, frame t+1 hidden      -> o_{t+1}
-  inverse model  frames t and t+1 given, slot t+1 hidden          -> a_t
+  inverse model  frames t and t+1 given, slot t+1 hidden          -> a_t (action head)
+
+DEVIATION: Genie's dynamics model predicts no actions. Reading the policy from the hidden slot
+of a hidden next frame (the first design here) stayed at the action prior after 600 smoke
+steps; next-action prediction gets a training example from every shown frame.
 
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
 Video ids: 0..V-1 tokenizer codes, V the mask. Outputs are fp32 logits: video [B, T, N, V],
-real actions [B, T, R] and latent actions [B, T, A] (A = 0: no latent head).
+real actions [B, T, R] and latent actions [B, T, A] (A = 0: no latent heads), each from the
+action head (`actions`, `latent_actions`) and the policy head (`next_actions`,
+`next_latent_actions`).
 """
 
 import flax.linen as nn
@@ -95,8 +110,12 @@ class WorldActionModel(nn.Module):
         )
         self.video_head = _head(self.vocab_size, cfg, "vocab", "video_head")
         self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
+        self.policy_head = _head(self.num_actions, cfg, "actions", "policy_head")
         if self.num_latent_actions:
             self.latent_head = _head(self.num_latent_actions, cfg, "actions", "latent_head")
+            self.latent_policy_head = _head(
+                self.num_latent_actions, cfg, "actions", "latent_policy_head"
+            )
 
     def _check_inputs(self, words_BL, tokens_BTN, slots_BT) -> None:
         cfg = self.config
@@ -115,9 +134,10 @@ class WorldActionModel(nn.Module):
     def __call__(
         self, words_BL: jax.Array, tokens_BTN: jax.Array, slots_BT: jax.Array
     ) -> dict[str, jax.Array]:
-        """Logits for every position: `video` [B, T, N, V], `actions` [B, T, R] and, with a
-        latent codebook, `latent_actions` [B, T, A]. Row t of the action logits predicts the
-        action in slot t, i.e. a_{t-1}."""
+        """Logits for every position: `video` [B, T, N, V], `actions` and `next_actions`
+        [B, T, R] and, with a latent codebook, `latent_actions` and `next_latent_actions`
+        [B, T, A]. Row t of `actions` predicts the action in slot t, i.e. a_{t-1}; row t of
+        `next_actions` predicts a_t."""
         self._check_inputs(words_BL, tokens_BTN, slots_BT)
         batch, frames = slots_BT.shape
         words_BLD = self.word_embed(words_BL)
@@ -128,10 +148,13 @@ class WorldActionModel(nn.Module):
         x_BTPD = self.transformer(self.pos(x_BTPD))
         x_BTPD = x_BTPD.astype(jnp.float32)
         slot = self.config.max_words
+        slot_BTD = x_BTPD[:, :, slot]
         out = {
             "video": self.video_head(x_BTPD[:, :, slot + 1 :]),
-            "actions": self.action_head(x_BTPD[:, :, slot]),
+            "actions": self.action_head(slot_BTD),
+            "next_actions": self.policy_head(slot_BTD),
         }
         if self.num_latent_actions:
-            out["latent_actions"] = self.latent_head(x_BTPD[:, :, slot])
+            out["latent_actions"] = self.latent_head(slot_BTD)
+            out["next_latent_actions"] = self.latent_policy_head(slot_BTD)
         return out

@@ -1,10 +1,15 @@
 """Pure train and eval steps of the WAM: one joint loss `video_ce + λ·action_ce`.
 
-Losses are means over the positions that were hidden AND whose target is known:
+Losses are means over the positions whose target is known and that were hidden (slots,
+video) or shown (policy):
   video    hidden tokens of frames inside the episode (t < length);
   actions  hidden slots whose real action is known: an unlabelled clip (actions all
            NO_LABEL) adds nothing to it, so it trains the video part alone;
-  latent   hidden slots whose latent action is known (with a LAM), weighted like actions.
+  policy   a_t from frame t's slot (the policy head) where a_t is known and every token of
+           frames 0..t was shown (the closed-loop query: the observed past, nothing hidden);
+  latent   the same two for the LAM's latent actions (with a LAM), weighted like actions.
+action_ce = slot_weight·actions + policy (slot_weight 0: behaviour cloning, which learns
+the policy alone).
 The tokenizer and the LAM are frozen: their params enter under `stop_gradient` and their
 optimizer is `set_to_zero` (`genie_jax.train.state.freeze_groups`).
 """
@@ -37,6 +42,12 @@ def masked_ce(logits_XK: jax.Array, targets_X: jax.Array, weight_X: jax.Array) -
     }
 
 
+def shown_so_far(video_hidden_BTN: jax.Array) -> jax.Array:
+    """Bool [B, T]: every token of frames 0..t was shown (the policy head's input is whole)."""
+    frame_shown_BT = ~jnp.any(video_hidden_BTN, axis=-1)
+    return jnp.cumprod(frame_shown_BT.astype(jnp.int32), axis=1).astype(bool)
+
+
 def wam_losses(
     logits: dict[str, jax.Array],
     aux: dict[str, jax.Array],
@@ -47,28 +58,48 @@ def wam_losses(
     *,
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
+    slot_loss_weight: float = 1.0,
 ) -> tuple[jax.Array, Metrics]:
     """(loss, metrics) of one batch; see the module docstring for what counts."""
     frames = actions_BT.shape[1]
     inside_BT = jnp.arange(frames)[None, :] < length_B[:, None]
+    shown_BT = shown_so_far(video_hidden_BTN)
     video = masked_ce(logits["video"], aux["tokens"], video_hidden_BTN & inside_BT[:, :, None])
     real_BT = shift_into_slots(actions_BT)
     action = masked_ce(logits["actions"], real_BT, slots_hidden_BT & (real_BT >= 0) & inside_BT)
-    loss = video_loss_weight * video["ce"] + action_loss_weight * action["ce"]
+    policy = masked_ce(logits["next_actions"], actions_BT, shown_BT & (actions_BT >= 0))
+    action_ce = slot_loss_weight * action["ce"] + policy["ce"]
+    loss = video_loss_weight * video["ce"] + action_loss_weight * action_ce
     metrics = {
         "video_ce": video["ce"],
         "video_accuracy": video["accuracy"],
         "action_ce": action["ce"],
         "action_accuracy": action["accuracy"],
+        "policy_ce": policy["ce"],
+        "policy_accuracy": policy["accuracy"],
         "labelled_slots": action["count"],
+        "policy_examples": policy["count"],
     }
     if "latent_actions" in logits:
-        latent_BT = shift_into_slots(aux["latent_actions"])
+        latent_BT = aux["latent_actions"]  # the LAM labels padding too: keep real transitions
+        before_last_BT = jnp.arange(frames)[None, :] < length_B[:, None] - 1
+        latent_slots_BT = shift_into_slots(latent_BT)
         latent = masked_ce(
-            logits["latent_actions"], latent_BT, slots_hidden_BT & (latent_BT >= 0) & inside_BT
+            logits["latent_actions"],
+            latent_slots_BT,
+            slots_hidden_BT & (latent_slots_BT >= 0) & inside_BT,
         )
-        loss = loss + action_loss_weight * latent["ce"]
-        metrics.update(latent_ce=latent["ce"], latent_accuracy=latent["accuracy"])
+        latent_policy = masked_ce(
+            logits["next_latent_actions"], latent_BT, shown_BT & (latent_BT >= 0) & before_last_BT
+        )
+        latent_ce = slot_loss_weight * latent["ce"] + latent_policy["ce"]
+        loss = loss + action_loss_weight * latent_ce
+        metrics.update(
+            latent_ce=latent["ce"],
+            latent_accuracy=latent["accuracy"],
+            latent_policy_ce=latent_policy["ce"],
+            latent_policy_accuracy=latent_policy["accuracy"],
+        )
     return loss, metrics
 
 
@@ -87,6 +118,7 @@ def wam_train_step(
     max_mask_rate: float,
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
+    slot_loss_weight: float = 1.0,
 ) -> tuple[TrainState, Metrics]:
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     masks = sample_wam_masks(
@@ -120,6 +152,7 @@ def wam_train_step(
             masks["slots"],
             action_loss_weight=action_loss_weight,
             video_loss_weight=video_loss_weight,
+            slot_loss_weight=slot_loss_weight,
         )
         return loss, (metrics, model_state)
 
@@ -144,10 +177,11 @@ def wam_eval_step(
     num_tokens: int,
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
+    slot_loss_weight: float = 1.0,
 ) -> Metrics:
-    """Losses under fixed masks, one per use of the model: policy (the last transition of
-    each clip hidden), world model (next frame hidden, actions given) and inverse dynamics
-    (all actions hidden, video given)."""
+    """Losses under fixed masks, one per use of the model: policy (the last frame of each clip
+    and its slot hidden; the policy head's a_t at every earlier frame), world model (the last
+    frame hidden, actions given) and inverse dynamics (all actions hidden, video given)."""
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     frames = actions_BT.shape[1]
     variables = {"params": state.params, **state.model_state}
@@ -172,11 +206,17 @@ def wam_eval_step(
             slots_hidden,
             action_loss_weight=action_loss_weight,
             video_loss_weight=video_loss_weight,
+            slot_loss_weight=slot_loss_weight,
         )
         if name == "policy":
             metrics["loss"] = loss
-        keep = (
-            ("action_accuracy", "action_ce") if name != "world" else ("video_accuracy", "video_ce")
-        )
-        metrics.update({f"{name}_{k}": m[k] for k in keep})
+            metrics.update(
+                policy_action_accuracy=m["policy_accuracy"], policy_action_ce=m["policy_ce"]
+            )
+        elif name == "world":
+            metrics.update(world_video_accuracy=m["video_accuracy"], world_video_ce=m["video_ce"])
+        else:
+            metrics.update(
+                inverse_action_accuracy=m["action_accuracy"], inverse_action_ce=m["action_ce"]
+            )
     return metrics

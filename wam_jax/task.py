@@ -89,11 +89,13 @@ def wam_task(
     labels = _train_labels(config, train_source)
     train_ops: tuple = (WAMRecord(vocab, max_words, labels),)
     mode_probs = tuple(system.wam_config.mode_probs)
-    video_weight = section.video_loss_weight
+    video_weight, slot_weight = section.video_loss_weight, 1.0
     if section.behaviour_cloning:
+        # The policy head alone (slot_weight 0: no inverse dynamics), past actions shown as
+        # in closed loop; frames after the policy mode's cut add nothing without a video loss.
         if labels is not None:
             train_ops = (LabelledOnly(labels), *train_ops)
-        mode_probs, video_weight = (0.0, 1.0, 0.0), 0.0
+        mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
     pretrained: dict = {"tokenizer": config.tokenizer_workdir}
     if config.lam_workdir:
         pretrained["lam"] = config.lam_workdir
@@ -122,12 +124,14 @@ def wam_task(
             max_mask_rate=system.wam_config.max_mask_rate,
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
+            slot_loss_weight=slot_weight,
         ),
         eval_step=functools.partial(
             wam_eval_step,
             num_tokens=num_tokens,
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
+            slot_loss_weight=slot_weight,
         ),
         section=section,
         frozen=("tokenizer", "lam") if system.lam_config is not None else ("tokenizer",),

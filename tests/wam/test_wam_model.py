@@ -47,6 +47,8 @@ def test_action_in_slot_t_reaches_frame_t_and_nothing_earlier(t):
     changed = model.apply({"params": params}, words, tokens, other)
     np.testing.assert_array_equal(base["video"][:, :t], changed["video"][:, :t])
     np.testing.assert_array_equal(base["actions"][:, :t], changed["actions"][:, :t])
+    # The policy head's a_{t-1} (row t-1) must not see slot t, where a_{t-1} itself sits.
+    np.testing.assert_array_equal(base["next_actions"][:, :t], changed["next_actions"][:, :t])
     assert np.abs(base["video"][:, t] - changed["video"][:, t]).max() > 1e-4
 
 
@@ -67,13 +69,34 @@ def test_action_prediction_is_causal_in_frames(t):
     assert np.abs(base - slot_logits(same_frame)).max() > 1e-4
 
 
+@pytest.mark.parametrize("t", range(FRAMES))
+def test_next_action_sees_frames_up_to_its_own(t):
+    """Row t of the policy head (a_t) reads frames <= t, never frame t+1 nor its slot."""
+    model, params, words, tokens, slots = _backbone()
+
+    def next_logits(tokens_in, slots_in):
+        return model.apply({"params": params}, words, tokens_in, slots_in)["next_actions"][0, t]
+
+    base = next_logits(tokens, slots)
+    if t + 1 < FRAMES:
+        later_tokens = tokens.at[0, t + 1 :].set((tokens[0, t + 1 :] + 1) % V)
+        later_slots = slots.at[0, t + 1 :].set((slots[0, t + 1 :] + 1) % ACTIONS)
+        np.testing.assert_array_equal(base, next_logits(later_tokens, slots))
+        np.testing.assert_array_equal(base, next_logits(tokens, later_slots))
+    same_frame = tokens.at[0, t].set((tokens[0, t] + 1) % V)
+    assert np.abs(base - next_logits(same_frame, slots)).max() > 1e-4
+    if t > 0:
+        earlier = tokens.at[0, t - 1].set((tokens[0, t - 1] + 1) % V)
+        assert np.abs(base - next_logits(earlier, slots)).max() > 1e-4
+
+
 def test_instruction_reaches_every_frame_and_action():
     model, params, words, tokens, slots = _backbone()
     base = model.apply({"params": params}, words, tokens, slots)
     changed = model.apply(
         {"params": params}, words.at[0, 0].set(words[0, 0] % 10 + 1), tokens, slots
     )
-    for name in ("video", "actions"):
+    for name in ("video", "actions", "next_actions"):
         per_frame = np.abs(base[name] - changed[name]).reshape(FRAMES, -1).max(axis=1)
         assert (per_frame > 1e-5).all(), name
 
@@ -166,6 +189,41 @@ def test_action_loss_counts_only_hidden_known_actions():
     assert fewer["labelled_slots"] == 2  # a_0 unknown in both clips: not counted
 
 
+def test_policy_loss_counts_known_actions_after_whole_frames():
+    """The policy head learns a_t only where frames 0..t were all shown and a_t is known."""
+    system = tiny_system()
+    batch = tiny_batch()
+    params = tiny_params(system, batch)
+    slots_hidden = jnp.zeros((2, FRAMES), bool)
+    # Clip 0: one token of frame 3 hidden -> a_0, a_1, a_2 count; clip 1 (length 3): a_0, a_1.
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[0, 3, 1].set(True)
+    logits, aux = system.apply(
+        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
+    )
+    _, m = _losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+    counted = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    assert m["policy_examples"] == len(counted)
+    logp = jax.nn.log_softmax(logits["next_actions"])
+    by_hand = -np.mean([logp[b, t, batch["actions"][b, t]] for b, t in counted])
+    np.testing.assert_allclose(m["policy_ce"], by_hand, rtol=1e-5)
+    # Behaviour cloning (slot weight 0) trains the policy head alone.
+    bc = jax.grad(
+        lambda p: _losses(
+            system,
+            p,
+            batch,
+            video_hidden,
+            slots_hidden.at[:, 1:].set(True),
+            action_loss_weight=1.0,
+            video_loss_weight=0.0,
+            slot_loss_weight=0.0,
+        )[0]
+    )(params)
+    assert not np.any(bc["wam"]["action_head"]["kernel"])
+    assert not np.any(bc["wam"]["video_head"]["kernel"])
+    assert np.abs(bc["wam"]["policy_head"]["kernel"]).max() > 0
+
+
 def test_unlabelled_clips_train_only_the_video_part():
     system = tiny_system()
     batch = tiny_batch(labelled=False)
@@ -184,8 +242,8 @@ def test_unlabelled_clips_train_only_the_video_part():
     joint, video_only = grads(1.0), grads(0.0)
     for a, b in zip(jax.tree.leaves(joint), jax.tree.leaves(video_only)):
         np.testing.assert_array_equal(a, b)
-    head = joint["wam"]["action_head"]
-    assert all(not np.any(leaf) for leaf in jax.tree.leaves(head))
+    for head in ("action_head", "policy_head"):
+        assert all(not np.any(leaf) for leaf in jax.tree.leaves(joint["wam"][head])), head
     assert np.abs(joint["wam"]["video_head"]["kernel"]).max() > 0
     # A labelled batch does reach the action head.
     labelled = tiny_batch()
