@@ -10,6 +10,11 @@
   genie eval --workdir W3 [--split test] [--step N] [--num-clips K]
   genie bench sample --config experiments/configs/coinrun.py:smoke [--workdir W3] [--out F]
   genie demo [--out DIR]
+
+Commands that train or evaluate first join a multi-process run when one is asked for or
+detected (`--distributed {auto,on,off}`, `--coordinator HOST:PORT --num-processes N
+--process-id I`, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); these
+options go before or after the command name.
 """
 
 import argparse
@@ -17,6 +22,11 @@ import os
 import pathlib
 import sys
 import time
+
+from genie_jax.train.distributed import add_cli_options, initialize_from_args
+
+# The commands that use devices: each joins a multi-process run (if any) before anything else.
+DEVICE_COMMANDS = ("train", "play", "eval", "bench", "demo")
 
 
 def parse_seed_range(text: str) -> tuple[int, int]:
@@ -33,6 +43,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from genie_jax.config_loading import ConfigError
     from genie_jax.data import DataError
     from genie_jax.train.checkpoint import CheckpointNotFoundError
+    from genie_jax.train.distributed import DistributedConfigError
     from genie_jax.train.loop import TrainingDivergedError
     from genie_jax.train.pretrained import PretrainedMismatchError
 
@@ -40,6 +51,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         ConfigError,
         DataError,
         CheckpointNotFoundError,
+        DistributedConfigError,
         PretrainedMismatchError,
         TrainingDivergedError,
     )
@@ -168,6 +180,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie", description=__doc__.splitlines()[0])
+    add_cli_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="build a dataset")
@@ -223,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="runs/demo", help="where data and runs go")
     demo.add_argument("--episodes", type=int, default=24)
+    for name in DEVICE_COMMANDS:
+        add_cli_options(commands.choices[name], in_subcommand=True)
     return parser
 
 
@@ -235,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     tic = time.perf_counter()
     try:
+        if args.command in DEVICE_COMMANDS:
+            initialize_from_args(args)
         if args.command == "data":
             _data(args)
         elif args.command == "train":

@@ -3,8 +3,11 @@
   wam data babyai --out DIR --level BabyAI-GoToLocal-v0 --episodes N [--seeds A:B] [--clip-len T]
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
-  wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine]
+  wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
+
+`train` and `eval` first join a multi-process run when one is asked for or detected
+(`--distributed {auto,on,off}` and the explicit triple, as for the `genie` command).
 
 Bad input or bad data on disk ends with a one-line message on stderr and exit status 2.
 """
@@ -14,6 +17,9 @@ import os
 import sys
 
 from genie_jax.cli import parse_seed_range, user_errors
+from genie_jax.train.distributed import add_cli_options, initialize_from_args
+
+DEVICE_COMMANDS = ("train", "eval")  # each joins a multi-process run (if any) first
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -58,6 +64,7 @@ def _eval(args: argparse.Namespace) -> None:
         step=args.step,
         imagine=not args.no_imagine,
         level=args.level,
+        action_temperature=args.action_temperature,
     )
     print(f"eval outputs: {metrics['meta']['outputs']}")
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
@@ -87,6 +94,7 @@ def _summarize(args: argparse.Namespace) -> None:
                 "video_psnr_first_step": psnr[0] if psnr else None,
                 "random_policy_success_rate": metrics["random_policy"]["success_rate"],
                 "episodes": metrics["episodes"],
+                "action_temperature": meta.get("action_temperature", 0.0),
                 "step": meta["step"],
             }
         )
@@ -100,6 +108,7 @@ def _summarize(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wam", description=__doc__.splitlines()[0])
+    add_cli_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="build a dataset")
@@ -130,9 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-imagine", action="store_true", help="skip the imagined frames (policy only)"
     )
+    evaluate.add_argument(
+        "--action-temperature",
+        type=float,
+        default=0.0,
+        help="0: the policy's argmax action (default); T > 0: sample from softmax(logits / T)",
+    )
     summarize = commands.add_parser("summarize", help="one table from several `wam eval`s")
     summarize.add_argument("--out", required=True, help="JSON file to write")
     summarize.add_argument("workdirs", nargs="+", help="evaluated `wam train` workdirs")
+    for name in DEVICE_COMMANDS:
+        add_cli_options(commands.choices[name], in_subcommand=True)
     return parser
 
 
@@ -146,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     from wam_jax.data.vocab import UnknownWordError
 
     try:
+        if args.command in DEVICE_COMMANDS:
+            initialize_from_args(args)
         if args.command == "data":
             _data(args)
         elif args.command == "train":
