@@ -1,6 +1,7 @@
 """`wam eval`: the WAM of a workdir as a closed-loop BabyAI policy on held-out seeds.
 
-Writes `W/eval/step_<N>/metrics.json`, a copy at `W/eval/metrics.json`, and
+Writes `W/eval/step_<N>/metrics.json` (`step_<N>_t<T>` with sampled actions), a copy at
+`W/eval/metrics.json` (the newest evaluation), and
 `episode.gif` (real frames on the left, the frames the model imagined one step ahead on the
 right; the first episode). Seeds default to the first `episodes` test seeds of the run's
 dataset, which no training episode used.
@@ -52,7 +53,9 @@ def evaluate_wam(
     metrics, played = play_wam(agent, level, seed_list, imagine=imagine)
     metrics["random_policy"] = play_random(level, seed_list, config.frame_size)
     loaded_step = agent.step
-    out_dir = workdir / "eval" / f"step_{loaded_step}"
+    # Sampled-action evaluations get their own directory next to the argmax one.
+    suffix = f"_t{agent.action_temperature:g}" if agent.action_temperature > 0 else ""
+    out_dir = workdir / "eval" / f"step_{loaded_step}{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [str(out_dir / "metrics.json")]
     if imagine:
