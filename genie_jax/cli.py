@@ -9,6 +9,8 @@
   genie play --workdir W3 [--image PATH] [--actions 0,3,3,1 --out rollout.gif]
   genie eval --workdir W3 [--split test] [--step N] [--num-clips K]
   genie bench sample --config experiments/configs/coinrun.py:smoke [--workdir W3] [--out F]
+  genie bench train --config experiments/configs/coinrun.py:tiny --model tokenizer|lam|dynamics \
+      [--steps N] [--warmup K] [--batch-size B] [--out F] [--config.data_dir DIR]
   genie demo [--out DIR]
 
 Commands that train or evaluate first join a multi-process run when one is asked for or
@@ -36,6 +38,16 @@ def parse_seed_range(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"a seed range must look like A:B, got {text!r}") from None
     return start, end
+
+
+def add_bench_train_options(parser: argparse.ArgumentParser) -> None:
+    """The `bench train` options (the `wam` command takes them too)."""
+    parser.add_argument("--steps", type=int, default=10, help="train: timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="train: untimed steps first")
+    parser.add_argument("--batch-size", type=int, help="train: global batch (default: config's)")
+    parser.add_argument(
+        "--matmul-size", type=int, default=4096, help="train: side of the peak-FLOP/s matmul"
+    )
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -120,6 +132,9 @@ def _play(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> None:
+    if args.kind == "train":
+        _bench_train(args, rest)
+        return
     import json
 
     from genie_jax.bench.sample import bench_sample
@@ -139,6 +154,25 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.out).write_text(line + "\n")
     print(line)
+
+
+def _bench_train(args: argparse.Namespace, rest: list[str]) -> None:
+    from genie_jax.bench import train as bench
+    from genie_jax.config_loading import ConfigError, parse_config_args
+
+    if args.model is None:
+        raise ConfigError(f"--model is required; choose from {', '.join(bench.GENIE_MODELS)}")
+    config, _ = parse_config_args(rest, extra_string_flags=())
+    result = bench.bench_train(
+        config,
+        bench.genie_bench_model(config, args.model),
+        steps=args.steps,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+        matmul_size=args.matmul_size,
+        config_args=rest,
+    )
+    bench.emit(result, args.out)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -224,11 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="benchmarks; the last line printed is one JSON object"
     )
-    bench.add_argument("kind", choices=["sample"])
+    bench.add_argument("kind", choices=["sample", "train"])
+    bench.add_argument("--model", help="train: tokenizer, lam or dynamics")
     bench.add_argument("--batch", type=int, default=1)
     bench.add_argument("--frames", type=int, default=16, help="rollout length T")
     bench.add_argument("--prompt-frames", type=int, default=1)
     bench.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up")
+    add_bench_train_options(bench)
     bench.add_argument("--out", help="also write the JSON here")
 
     demo = commands.add_parser(

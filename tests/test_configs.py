@@ -21,11 +21,27 @@ def _param_counts(variant: str) -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("variant", ["smoke", "cpu", "case_study"])
+@pytest.mark.parametrize("variant", ["smoke", "cpu", "tiny", "case_study"])
 def test_preset_builds(variant):
     counts = _param_counts(variant)
     assert set(counts) == {"tokenizer", "lam", "dynamics"}
     assert all(n > 0 for n in counts.values())
+
+
+def test_tiny_preset_has_the_speed_target_sizes():
+    """The scale-out issue's CPU target: d64, MLP 256, 2 blocks, 4 heads, patch 4, 16x64x64
+    frames, batch 2, for all three parts."""
+    config = load_config(f"{CONFIG}:tiny")
+    assert (config.clip_len, config.frame_size) == (16, 64)
+    for part in ("tokenizer", "lam"):
+        model = config[part].model
+        assert model.patch_size == 4
+        for stack in ("encoder", "decoder"):
+            assert (model[f"{stack}_layers"], model[f"{stack}_dim"]) == (2, 64)
+            assert (model[f"{stack}_heads"], model.mlp_ratio) == (4, 4)
+    dyn = config.dynamics.model
+    assert (dyn.num_layers, dyn.dim, dyn.num_heads, dyn.mlp_ratio) == (2, 64, 4, 4)
+    assert [config[part].batch_size for part in ("tokenizer", "lam", "dynamics")] == [2, 2, 2]
 
 
 def test_paper_preset_is_eleven_billion_parameters():

@@ -5,8 +5,10 @@
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
+  wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
+      [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
 
-`train` and `eval` first join a multi-process run when one is asked for or detected
+`train`, `eval` and `bench` first join a multi-process run when one is asked for or detected
 (`--distributed {auto,on,off}` and the explicit triple, as for the `genie` command).
 
 Bad input or bad data on disk ends with a one-line message on stderr and exit status 2.
@@ -16,10 +18,10 @@ import argparse
 import os
 import sys
 
-from genie_jax.cli import parse_seed_range, user_errors
+from genie_jax.cli import add_bench_train_options, parse_seed_range, user_errors
 from genie_jax.train.distributed import add_cli_options, initialize_from_args
 
-DEVICE_COMMANDS = ("train", "eval")  # each joins a multi-process run (if any) first
+DEVICE_COMMANDS = ("train", "eval", "bench")  # each joins a multi-process run (if any) first
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -70,6 +72,24 @@ def _eval(args: argparse.Namespace) -> None:
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
     headline["random_policy_success_rate"] = metrics["random_policy"]["success_rate"]
     print(json.dumps(headline))
+
+
+def _bench(args: argparse.Namespace, rest: list[str]) -> None:
+    from genie_jax.bench.train import bench_train, emit
+    from genie_jax.config_loading import parse_config_args
+    from wam_jax.bench import wam_bench_model
+
+    config, _ = parse_config_args(rest, extra_string_flags=())
+    result = bench_train(
+        config,
+        wam_bench_model(config),
+        steps=args.steps,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+        matmul_size=args.matmul_size,
+        config_args=rest,
+    )
+    emit(result, args.out)
 
 
 def _summarize(args: argparse.Namespace) -> None:
@@ -145,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="0: the policy's argmax action (default); T > 0: sample from softmax(logits / T)",
     )
+    bench = commands.add_parser(
+        "bench", help="the WAM's sharded train step: time, memory, MFU (last line: JSON)"
+    )
+    bench.add_argument("kind", choices=["train"])
+    add_bench_train_options(bench)
+    bench.add_argument("--out", help="also write the JSON here")
     summarize = commands.add_parser("summarize", help="one table from several `wam eval`s")
     summarize.add_argument("--out", required=True, help="JSON file to write")
     summarize.add_argument("workdirs", nargs="+", help="evaluated `wam train` workdirs")
@@ -158,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command != "train" and rest:
+    if args.command not in ("train", "bench") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from wam_jax.data.vocab import UnknownWordError
 
@@ -173,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             _eval(args)
         elif args.command == "summarize":
             _summarize(args)
+        elif args.command == "bench":
+            _bench(args, rest)
     except (*user_errors(), UnknownWordError) as error:
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -64,55 +64,41 @@ def _train_labels(config: ml_collections.ConfigDict, train_source):
     return labelled_episodes(episodes, section.label_fraction, section.label_seed)
 
 
-def wam_task(
-    config: ml_collections.ConfigDict, workdir: str | pathlib.Path
-) -> tuple[Task, Vocabulary]:
-    """The task for `genie_jax.train.loop.train`, and the vocabulary to save with the run."""
+def check_stage(config: ml_collections.ConfigDict) -> None:
     section = config.wam
     if section.stage not in STAGES:
         raise ConfigError(f"config.wam.stage={section.stage!r} is not one of {STAGES}")
-    if not config.tokenizer_workdir:
-        raise ConfigError(
-            "config.tokenizer_workdir is empty: pass a `genie train tokenizer` run on BabyAI"
-        )
-    if section.stage in ("pretrain", "align") and not config.lam_workdir:
-        raise ConfigError(
-            f"config.wam.stage={section.stage} needs config.lam_workdir (a BabyAI LAM run): "
-            "the latent-action route labels unlabelled clips with the LAM in both stages"
-        )
-    if section.stage == "align" and not section.init_workdir:
-        raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
-    train_source = open_config_split(config, "train")
-    vocab = load_or_build_vocab(pathlib.Path(workdir), train_source)
-    system = wam_system_from_config(config, len(vocab))
-    max_words = system.wam_config.max_words
-    labels = _train_labels(config, train_source)
-    train_ops: tuple = (WAMRecord(vocab, max_words, labels),)
+
+
+def task_for_system(
+    config: ml_collections.ConfigDict,
+    system: WAMSystem,
+    *,
+    train_operations: tuple | None = None,
+    eval_operations: tuple | None = None,
+    pretrained: dict | None = None,
+) -> Task:
+    """The WAM's steps, example inputs and frozen parts for `system` (the loss settings of
+    `config.wam`: joint training or behaviour cloning)."""
+    section = config.wam
     mode_probs = tuple(system.wam_config.mode_probs)
     video_weight, slot_weight = section.video_loss_weight, 1.0
     if section.behaviour_cloning:
         # The policy head alone (slot_weight 0: no inverse dynamics), past actions shown as
         # in closed loop; frames after the policy mode's cut add nothing without a video loss.
-        if labels is not None:
-            train_ops = (LabelledOnly(labels), *train_ops)
         mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
-    pretrained: dict = {"tokenizer": config.tokenizer_workdir}
-    if config.lam_workdir:
-        pretrained["lam"] = config.lam_workdir
-    if section.stage == "align":
-        pretrained["wam"] = (section.init_workdir, "wam")
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
     frames = config.clip_len
     example = (
-        jnp.zeros((1, max_words), jnp.int32),
+        jnp.zeros((1, system.wam_config.max_words), jnp.int32),
         jnp.zeros((1, frames, size, size, 3), jnp.float32),
         jnp.zeros((1, frames), jnp.int32),
         jnp.ones((1,), jnp.int32),
         jnp.zeros((1, frames, num_tokens), bool),
         jnp.zeros((1, frames), bool),
     )
-    task = Task(
+    return Task(
         name="wam",
         model=system,
         example_inputs=example,
@@ -135,9 +121,56 @@ def wam_task(
         ),
         section=section,
         frozen=("tokenizer", "lam") if system.lam_config is not None else ("tokenizer",),
-        pretrained=pretrained,
-        train_operations=train_ops,
+        pretrained=pretrained or {},
+        train_operations=train_operations,
+        eval_operations=eval_operations,
+    )
+
+
+def train_operations(
+    config: ml_collections.ConfigDict, train_source, vocab: Vocabulary, max_words: int
+) -> tuple:
+    """grain operations from stored training windows to WAM batches (labels hidden outside
+    the labelled fraction; the BC baseline keeps the labelled episodes only)."""
+    labels = _train_labels(config, train_source)
+    operations: tuple = (WAMRecord(vocab, max_words, labels),)
+    if config.wam.behaviour_cloning and labels is not None:
+        operations = (LabelledOnly(labels), *operations)
+    return operations
+
+
+def wam_task(
+    config: ml_collections.ConfigDict, workdir: str | pathlib.Path
+) -> tuple[Task, Vocabulary]:
+    """The task for `genie_jax.train.loop.train`, and the vocabulary to save with the run."""
+    section = config.wam
+    check_stage(config)
+    if not config.tokenizer_workdir:
+        raise ConfigError(
+            "config.tokenizer_workdir is empty: pass a `genie train tokenizer` run on BabyAI"
+        )
+    if section.stage in ("pretrain", "align") and not config.lam_workdir:
+        raise ConfigError(
+            f"config.wam.stage={section.stage} needs config.lam_workdir (a BabyAI LAM run): "
+            "the latent-action route labels unlabelled clips with the LAM in both stages"
+        )
+    if section.stage == "align" and not section.init_workdir:
+        raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
+    train_source = open_config_split(config, "train")
+    vocab = load_or_build_vocab(pathlib.Path(workdir), train_source)
+    system = wam_system_from_config(config, len(vocab))
+    max_words = system.wam_config.max_words
+    pretrained: dict = {"tokenizer": config.tokenizer_workdir}
+    if config.lam_workdir:
+        pretrained["lam"] = config.lam_workdir
+    if section.stage == "align":
+        pretrained["wam"] = (section.init_workdir, "wam")
+    task = task_for_system(
+        config,
+        system,
+        train_operations=train_operations(config, train_source, vocab, max_words),
         eval_operations=(WAMRecord(vocab, max_words),),
+        pretrained=pretrained,
     )
     return task, vocab
 

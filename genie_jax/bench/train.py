@@ -1,0 +1,372 @@
+"""`genie bench train`: speed, memory and MFU of one model's sharded train step.
+
+The step is the real one: the task's pure step compiled by `jit_train_step` (explicit
+shardings, donated state) on the config's mesh, from a freshly initialized state. It runs on a
+synthetic batch of the shapes and dtypes the input pipeline yields, so no dataset is needed;
+`step_time_s` is the median over timed steps, each blocked on, after compilation and
+`warmup` steps; `tokens_per_s` counts video tokens (batch x frames x tokens per frame: the
+model's own patch grid for the tokenizer and the LAM, the tokenizer's for the dynamics model
+and the WAM). Pretrained parts (the dynamics model's tokenizer and LAM, the WAM's tokenizer)
+are randomly initialized, never loaded: a step costs the same either way.
+
+FLOPs come from XLA's cost analysis of the compiled step: one SPMD program per device, so the
+step's total is its count times the number of devices (work that the mesh replicates, such as
+the optimizer update under pure data parallelism, counts on every device). The peak is measured
+in the same process: one `matmul_size`-square matmul per device in the step's compute dtype,
+sharded over the same devices. `mfu` is then model_flops_per_step / step_time_s /
+measured_peak_flops: a fraction of what this machine does, not of a data-sheet figure.
+
+With `config.data_dir` set the input pipeline is timed too, as the training loop uses it: the
+next batch is read while the previous step runs; `input_wait_s` is the median time a step waits
+for it.
+
+Other packages (the WAM) bring their own `BenchModel`.
+"""
+
+import dataclasses
+import json
+import pathlib
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from genie_jax.config_loading import ConfigError
+from genie_jax.data import DataError
+from genie_jax.data.coinrun_builder import DATASET_NAME
+from genie_jax.data.pipeline import make_train_iterator, to_global_batch
+from genie_jax.train.mesh import make_mesh
+from genie_jax.train.sharding import batch_sharding, rules_from_config
+from genie_jax.train.state import create_train_state, freeze_groups, make_optimizer
+from genie_jax.train.steps import jit_train_step
+from genie_jax.train.tasks import TASKS, Task
+
+GENIE_MODELS = ("tokenizer", "lam", "dynamics")
+# Stand-in for the pretrained runs' workdirs: the bench initializes those parts randomly.
+RANDOM_INIT = "<random init: not loaded by the benchmark>"
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchModel:
+    """What the benchmark trains: a task, the size of its input, and a synthetic batch."""
+
+    task: Task
+    frames: int  # T of a batch
+    tokens_per_frame: int  # N: video tokens of one frame
+    dtype: str  # the model's compute dtype
+    make_batch: Callable[[int, np.random.Generator], Batch]  # (batch size, rng) -> batch
+    notes: tuple[str, ...] = ()
+
+
+def video_batch(config: ml_collections.ConfigDict, channels: int = 3):
+    """The clip pipeline's batch: `video` uint8 [B, T, H, W, C], `actions` int32 [B, T]."""
+
+    def make(batch_size: int, rng: np.random.Generator) -> Batch:
+        size = config.frame_size
+        shape = (batch_size, config.clip_len, size, size, channels)
+        return {
+            "video": rng.integers(0, 256, shape, dtype=np.uint8),
+            # The steps read only `video`; `actions` keeps the pipeline's layout.
+            "actions": rng.integers(0, 15, (batch_size, config.clip_len), dtype=np.int32),
+        }
+
+    return make
+
+
+def genie_bench_model(config: ml_collections.ConfigDict, name: str) -> BenchModel:
+    """The tokenizer, LAM or dynamics task of an experiment config."""
+    if name not in GENIE_MODELS:
+        hint = " (the WAM: `wam bench train`)" if name == "wam" else ""
+        raise ConfigError(f"unknown --model {name!r}; choose from {', '.join(GENIE_MODELS)}{hint}")
+    notes = ()
+    if name == "dynamics":
+        config = config.copy_and_resolve_references()
+        config.tokenizer_workdir = config.tokenizer_workdir or RANDOM_INIT
+        config.lam_workdir = config.lam_workdir or RANDOM_INIT
+        notes = ("tokenizer and LAM randomly initialized (no pretrained load)",)
+    task = TASKS[name](config)
+    model_config = task.model.tokenizer_config if name == "dynamics" else task.model.config
+    dtype = (config.dynamics if name == "dynamics" else config[name]).model.dtype
+    return BenchModel(
+        task=task,
+        frames=config.clip_len,
+        tokens_per_frame=model_config.num_tokens,
+        dtype=dtype,
+        make_batch=video_batch(config, model_config.channels),
+        notes=notes,
+    )
+
+
+def _timed_calls(fn: Callable[[], object], count: int) -> list[float]:
+    """Seconds of each of `count` calls of `fn`, each blocked on."""
+    times = []
+    for _ in range(count):
+        tic = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - tic)
+    return times
+
+
+def measure_peak_flops(mesh: Mesh, dtype: str, size: int, repeats: int = 3) -> float:
+    """FLOP/s of one [size, size] x [size, size] matmul on every mesh device at once, best
+    of `repeats` (after a compiling call)."""
+    devices = mesh.devices.size
+    jnp_dtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+    sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names))  # one matrix per device
+    shape = (devices, size, size)
+    make = jax.jit(lambda key: jax.random.normal(key, shape, jnp_dtype), out_shardings=sharding)
+    a_XSS, b_XSS = make(jax.random.key(1)), make(jax.random.key(2))
+    matmul = jax.jit(
+        lambda a, b: jnp.einsum("xij,xjk->xik", a, b, preferred_element_type=jnp_dtype),
+        out_shardings=sharding,
+    )
+    jax.block_until_ready(matmul(a_XSS, b_XSS))
+    best = min(_timed_calls(lambda: matmul(a_XSS, b_XSS), repeats))
+    return 2.0 * size**3 * devices / best
+
+
+def peak_memory() -> tuple[int, str]:
+    """(bytes, source): the devices' peak in use where the backend tracks it, else the
+    process's peak resident set (CPU)."""
+    peaks = []
+    for device in jax.local_devices():
+        stats = device.memory_stats()
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    if peaks:
+        return max(peaks), "device peak_bytes_in_use (max over local devices)"
+    kib = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib, "process peak RSS"
+
+
+def _flops_per_device(compiled) -> float | None:
+    """XLA's FLOP count of one device's program, or None where the backend gives none."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list | tuple):  # older JAX: one dict per program
+        cost = cost[0] if cost else None
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+def _mesh(config: ml_collections.ConfigDict, batch_size: int) -> Mesh:
+    try:
+        mesh = make_mesh(config.mesh_shape)
+    except ValueError as error:
+        raise ConfigError(f"config.mesh_shape: {error}") from None
+    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    if batch_size < 1 or batch_size % data_parallel or batch_size % jax.process_count():
+        raise ConfigError(
+            f"batch size {batch_size} is not a positive multiple of the data-parallel mesh size "
+            f"{data_parallel} (mesh {dict(mesh.shape)}) and of the {jax.process_count()} processes"
+        )
+    return mesh
+
+
+def _same_layout(real: Batch, synthetic: Batch) -> None:
+    def layout(batch):
+        return {k: (np.shape(v), np.asarray(v).dtype.name) for k, v in batch.items()}
+
+    if layout(real) != layout(synthetic):
+        raise DataError(
+            f"the pipeline's batch {layout(real)} differs from the benchmarked step's "
+            f"{layout(synthetic)} (check config.clip_len and config.frame_size against the data)"
+        )
+
+
+def time_input_pipeline(
+    config: ml_collections.ConfigDict,
+    bench: BenchModel,
+    run_step: Callable,
+    synthetic: Batch,
+    *,
+    batch_size: int,
+    sharding: NamedSharding,
+    steps: int,
+    warmup: int,
+) -> dict:
+    """Trains on the real pipeline's batches as the loop does (the next batch is read while the
+    previous step runs) and times each wait for a batch: `next` plus the hand-off to devices."""
+    iterator = make_train_iterator(
+        config.data_dir,
+        "train",
+        global_batch_size=batch_size,
+        clip_len=config.clip_len,
+        frame_size=config.frame_size,
+        seed=config.seed,
+        worker_count=config.data_workers,
+        dataset=config.get("dataset", DATASET_NAME),
+        operations=bench.task.train_operations,
+    )
+    waits, pending = [], None
+    for i in range(warmup + steps):
+        tic = time.perf_counter()
+        local = next(iterator)
+        wait = time.perf_counter() - tic
+        if i == 0:
+            _same_layout(local, synthetic)
+        tic = time.perf_counter()
+        batch = to_global_batch(local, sharding)
+        wait += time.perf_counter() - tic
+        metrics = run_step(batch)
+        if pending is not None:
+            jax.block_until_ready(pending)
+        pending = metrics
+        if i >= warmup:
+            waits.append(wait)
+    jax.block_until_ready(pending)
+    return {
+        "input_wait_s": statistics.median(waits),
+        "input_wait_mean_s": statistics.fmean(waits),
+        "input_wait_max_s": max(waits),
+        "input_steps": steps,
+        "input_workers": config.data_workers,
+        "input_pipeline": f"timed: train split of {config.data_dir}, read while each step runs",
+    }
+
+
+def bench_train(
+    config: ml_collections.ConfigDict,
+    bench: BenchModel,
+    *,
+    steps: int = 10,
+    warmup: int = 2,
+    batch_size: int | None = None,
+    matmul_size: int = 4096,
+    config_args: Sequence[str] = (),
+    seed: int = 0,
+) -> dict:
+    """Times `bench`'s train step (and the input pipeline with `config.data_dir`); see the
+    module docstring for what each figure means. `config_args` (`--config F.py:v
+    --config.k=x ...`) only label the result."""
+    if steps < 1 or warmup < 0 or matmul_size < 1:
+        raise ConfigError(
+            f"need steps >= 1, warmup >= 0, matmul size >= 1; got {steps}, {warmup}, {matmul_size}"
+        )
+    task = bench.task
+    section = task.section
+    batch_size = batch_size or section.batch_size
+    mesh = _mesh(config, batch_size)
+    rules = rules_from_config(config.get("logical_axis_rules"))
+    tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
+    tx = freeze_groups(tx, task.frozen)
+    state, shardings = create_train_state(
+        task.model, tx, task.example_inputs, jax.random.key(config.seed), mesh, rules
+    )
+    train_step = jit_train_step(task.train_step, mesh, shardings, rules)
+    sharding = batch_sharding(mesh)
+    local_rng = np.random.default_rng([seed, jax.process_index()])
+    synthetic = bench.make_batch(batch_size // jax.process_count(), local_rng)
+    batch = to_global_batch(synthetic, sharding)
+    rng = jax.random.key(config.seed + 1)
+
+    tic = time.perf_counter()
+    compiled = train_step.lower(state, batch, rng).compile()
+    compile_s = time.perf_counter() - tic
+    flops_per_device = _flops_per_device(compiled)
+    metrics = {}
+
+    def run_step(step_batch):
+        nonlocal state, metrics
+        state, metrics = compiled(state, step_batch, rng)  # the old state is donated
+        return metrics
+
+    def step_on_synthetic():
+        run_step(batch)
+        return state, metrics
+
+    for _ in range(warmup):
+        jax.block_until_ready(step_on_synthetic())
+    times = _timed_calls(step_on_synthetic, steps)
+    loss = float(metrics["loss"])
+    step_time_s = statistics.median(times)
+    peak_bytes, peak_source = peak_memory()  # before the matmul adds its buffers
+    peak_flops = measure_peak_flops(mesh, bench.dtype, matmul_size)
+    num_devices = mesh.devices.size
+    model_flops = None if flops_per_device is None else flops_per_device * num_devices
+    tokens = batch_size * bench.frames * bench.tokens_per_frame
+    device = jax.devices()[0]
+    spec, overrides = split_config_args(config_args)
+    result = {
+        "benchmark": "train",
+        "model": task.name,
+        "config": spec,
+        "config_overrides": overrides,
+        "variant": config.get("variant"),
+        "data": "synthetic",
+        "params": "random init",
+        "notes": list(bench.notes),
+        "device": f"{device.platform}:{device.device_kind}",
+        "num_devices": num_devices,
+        "process_count": jax.process_count(),
+        "mesh": dict(mesh.shape),
+        "dtype": bench.dtype,
+        "batch_size": batch_size,
+        "frames": bench.frames,
+        "tokens_per_frame": bench.tokens_per_frame,
+        "warmup_steps": warmup,
+        "timed_steps": steps,
+        "compile_s": compile_s,
+        "step_time_s": step_time_s,
+        "step_time_min_s": min(times),
+        "step_time_max_s": max(times),
+        "steps_per_s": 1.0 / step_time_s,
+        "tokens_per_s": tokens / step_time_s,
+        "loss": loss,
+        "peak_memory_bytes": peak_bytes,
+        "peak_memory_source": peak_source,
+        "matmul_size": matmul_size,
+        "measured_peak_flops": peak_flops,
+        "model_flops_per_step": model_flops,
+        "model_flops_per_step_per_device": flops_per_device,
+        "mfu": None if model_flops is None else model_flops / step_time_s / peak_flops,
+    }
+    if config.data_dir:
+        result.update(
+            time_input_pipeline(
+                config,
+                bench,
+                run_step,
+                synthetic,
+                batch_size=batch_size,
+                sharding=sharding,
+                steps=steps,
+                warmup=warmup,
+            )
+        )
+    else:
+        result.update(input_wait_s=None, input_pipeline="not measured: config.data_dir is empty")
+    return result
+
+
+def split_config_args(argv: Sequence[str]) -> tuple[str, str]:
+    """`--config F.py:v --config.k=x` -> ("F.py:v", "--config.k=x")."""
+    spec, rest, i = "", [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            spec, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--config="):
+            spec = arg.removeprefix("--config=")
+        else:
+            rest.append(arg)
+        i += 1
+    return spec, " ".join(rest)
+
+
+def emit(result: dict, out: str | None) -> None:
+    """Prints the result as the last line on stdout (and writes it to `out`)."""
+    line = json.dumps(result)
+    if out:
+        pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(out).write_text(line + "\n")
+    print(line)
