@@ -11,6 +11,8 @@
   genie bench sample --config experiments/configs/coinrun.py:smoke [--workdir W3] [--out F]
   genie bench train --config experiments/configs/coinrun.py:tiny --model tokenizer|lam|dynamics \
       [--steps N] [--warmup K] [--batch-size B] [--out F] [--config.data_dir DIR]
+  genie plan --config experiments/configs/coinrun.py:paper --mesh data=16,fsdp=16,tensor=1 \
+      --device v5p [--model dynamics|tokenizer|lam] [--batch-size N] [--json] [--xla]
   genie demo [--out DIR]
 
 Commands that train or evaluate first join a multi-process run when one is asked for or
@@ -206,6 +208,29 @@ def _eval(args: argparse.Namespace) -> None:
     print(json.dumps(headline))
 
 
+def _plan(args: argparse.Namespace, rest: list[str]) -> None:
+    """Per-device memory, FLOPs and the HBM verdict of a train step; no accelerator used."""
+    if "jax" not in sys.modules:  # planning never needs the accelerator this host may have
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    import json
+
+    from genie_jax.config_loading import parse_config_args
+    from genie_jax.plan import PlanError, add_xla, format_plan, make_plan, parse_mesh
+
+    config, _ = parse_config_args(rest, extra_string_flags=())
+    try:
+        sizes = parse_mesh(args.mesh)
+        plan = make_plan(config, args.model, sizes, args.device, batch=args.batch_size)
+        if args.xla:
+            from genie_jax.plan.xla_check import run_in_subprocess
+
+            plan = add_xla(plan, run_in_subprocess(config, args.model, sizes, plan["global_batch"]))
+    except PlanError as error:
+        print(f"genie plan: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(plan) if args.json else format_plan(plan))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from genie_jax.demo import run_demo
 
@@ -267,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_train_options(bench)
     bench.add_argument("--out", help="also write the JSON here")
 
+    plan = commands.add_parser(
+        "plan",
+        help="per-device memory, FLOPs and HBM fit of a train step, before launch "
+        "(config flags: --config F.py:variant --config.k=v)",
+    )
+    plan.add_argument("--mesh", required=True, help="e.g. data=16,fsdp=16,tensor=1")
+    plan.add_argument("--device", required=True, help="v4, v5e, v5p, v6e, h100, h200, a100-40/80")
+    plan.add_argument("--model", default="dynamics", choices=["dynamics", "tokenizer", "lam"])
+    plan.add_argument("--batch-size", type=int, help="global batch (default: the config's)")
+    plan.add_argument("--json", action="store_true", help="print one JSON object instead")
+    plan.add_argument(
+        "--xla", action="store_true", help="also compile the real step on simulated CPU devices"
+    )
+
     demo = commands.add_parser(
         "demo", help="the smoke pipeline: data -> tokenizer -> LAM -> dynamics -> rollout GIF"
     )
@@ -282,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command not in ("train", "bench") and rest:
+    if args.command not in ("train", "bench", "plan") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     tic = time.perf_counter()
     try:
@@ -298,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
             _eval(args)
         elif args.command == "bench":
             _bench(args, rest)
+        elif args.command == "plan":
+            _plan(args, rest)
         elif args.command == "demo":
             _demo(args)
     except user_errors() as error:
