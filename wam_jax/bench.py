@@ -12,9 +12,14 @@ import numpy as np
 from genie_jax.bench.train import BenchModel
 from genie_jax.data.source import open_config_split
 from wam_jax.data.babyai_env import NUM_ACTIONS
-from wam_jax.data.vocab import Vocabulary
 from wam_jax.system import NO_LABEL
-from wam_jax.task import check_stage, task_for_system, train_operations, wam_system_from_config
+from wam_jax.task import (
+    check_stage,
+    task_for_system,
+    train_operations,
+    vocab_from_split,
+    wam_system_from_config,
+)
 
 SYNTHETIC_WORDS = 32  # padding included; GoToLocal's missions use about 15 words
 
@@ -26,8 +31,7 @@ def wam_bench_model(config: ml_collections.ConfigDict) -> BenchModel:
     operations = None
     if config.data_dir:  # the real vocabulary, so the pipeline's batches fit the step
         train_source = open_config_split(config, "train")
-        missions = (train_source[i]["mission"] for i in range(len(train_source)))
-        vocab = Vocabulary.from_missions(missions)
+        vocab = vocab_from_split(train_source)
         num_words = len(vocab)
         operations = train_operations(config, train_source, vocab, max_words)
     else:

@@ -32,6 +32,11 @@ def load_or_build_vocab(workdir: pathlib.Path, train_source) -> Vocabulary:
     path = workdir / VOCAB_FILE
     if path.exists():
         return Vocabulary.load(path)
+    return vocab_from_split(train_source)
+
+
+def vocab_from_split(train_source) -> Vocabulary:
+    """A new vocabulary from every mission of the training split."""
     return Vocabulary.from_missions(train_source[i]["mission"] for i in range(len(train_source)))
 
 
