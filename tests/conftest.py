@@ -1,6 +1,10 @@
 """Shared test setup: 8 simulated CPU devices, and one small real CoinRun dataset per session."""
 
 import os
+import shutil
+import tempfile
+
+import pytest
 
 # Must precede the first `import jax` anywhere in the test session. The 8 simulated devices
 # meet in a rendezvous for every collective; XLA aborts the process when one waits past
@@ -13,7 +17,22 @@ os.environ.setdefault(
     "--xla_cpu_collective_call_terminate_timeout_seconds=600",
 )
 
-import pytest
+# One XLA compilation cache per test run, shared by the xdist workers and the subprocesses the
+# tests start (they inherit the environment): many tests compile the same tiny programs through
+# fresh `jax.jit` closures, which the in-memory cache never matches. It starts empty, as on a
+# clean CI machine, and is removed at the end of the run.
+_CREATED_CACHE_DIR = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CREATED_CACHE_DIR = tempfile.mkdtemp(prefix="genie-jax-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CREATED_CACHE_DIR
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _CREATED_CACHE_DIR is not None:
+        shutil.rmtree(_CREATED_CACHE_DIR, ignore_errors=True)
+
 
 # 6 episodes give 4/1/1 per split; every episode reaches the 80-step cap, so the splits hold
 # 40/10/10 clips of 8 frames. Builds in about 2 s.

@@ -69,10 +69,10 @@ def i3d_features(video_BTHWC: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
     return np.concatenate(features).astype(np.float64)
 
 
-def fvd(real_BTHWC: np.ndarray, generated_BTHWC: np.ndarray) -> dict:
+def fvd(real_BTHWC: np.ndarray, generated_BTHWC: np.ndarray, *, batch_size: int = 8) -> dict:
     """{"fvd", "fvd_num_clips", "fvd_warning"} for two sets of clips (equal sizes advised)."""
-    real = gaussian_stats(i3d_features(real_BTHWC))
-    generated = gaussian_stats(i3d_features(generated_BTHWC))
+    real = gaussian_stats(i3d_features(real_BTHWC, batch_size=batch_size))
+    generated = gaussian_stats(i3d_features(generated_BTHWC, batch_size=batch_size))
     num_clips = min(len(real_BTHWC), len(generated_BTHWC))
     warning = ""
     if num_clips < RECOMMENDED_CLIPS:

@@ -1,9 +1,9 @@
-"""Sharded == unsharded for the LAM and dynamics train steps (see test_sharded_step.py for why
-plain SGD with learning rate 1: parameter equality is then gradient equality)."""
+"""Sharded == unsharded for the LAM and dynamics train steps over the mesh matrix (see
+tests/sharded_run.py: plain SGD with learning rate 1, so parameter equality is gradient
+equality)."""
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -14,10 +14,9 @@ from genie_jax.genie_model import GenieModel
 from genie_jax.lam import LAMConfig, LatentActionModel
 from genie_jax.tokenizer import TokenizerConfig
 from genie_jax.train.dynamics_steps import dynamics_train_step
-from genie_jax.train.mesh import make_mesh
-from genie_jax.train.sharding import LOGICAL_AXIS_RULES, batch_sharding
-from genie_jax.train.state import create_train_state, freeze_groups
-from genie_jax.train.steps import jit_train_step, lam_train_step
+from genie_jax.train.state import freeze_groups
+from genie_jax.train.steps import lam_train_step
+from tests.sharded_run import max_abs_diff, run_steps
 
 FRAMES, SIZE = 4, 16
 TOKENIZER = TokenizerConfig(
@@ -73,49 +72,47 @@ def _setup(kind: str):
     return model, freeze_groups(optax.sgd(1.0), frozen), (video, mask), step
 
 
-def _run(kind: str, mesh_shape, video, steps=2):
-    mesh = make_mesh(mesh_shape, jax.devices()[: int(np.prod(mesh_shape))])
+def _run(kind: str, mesh_shape, start=None):
     model, tx, example, step_fn = _setup(kind)
-    state, shardings = create_train_state(
-        model, tx, example, jax.random.key(0), mesh, LOGICAL_AXIS_RULES
-    )
-    step = jit_train_step(step_fn, mesh, shardings, LOGICAL_AXIS_RULES)
-    losses = []
-    for _ in range(steps):
-        batch = {"video": jax.device_put(video, batch_sharding(mesh))}
-        state, metrics = step(state, batch, jax.random.key(1))
-        losses.append(float(metrics["loss"]))
-    return losses, jax.device_get(state.params)
+    return run_steps(model, tx, example, step_fn, mesh_shape, {"video": VIDEO}, start=start)
 
 
-@pytest.fixture(scope="module")
-def video():
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (8, FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
+VIDEO = np.random.default_rng(0).integers(0, 256, (8, FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
+MESHES = [(8, 1, 1), (4, 2, 1), (2, 2, 2)]
 
 
-def _max_abs_diff(a, b) -> float:
-    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+@functools.cache
+def _reference(kind: str):
+    """One device: (losses, initial state, final params), computed once per kind."""
+    return _run(kind, (1, 1, 1))
 
 
-@pytest.mark.parametrize("kind", ["lam", "dynamics_add", "dynamics_prepend", "dynamics_cotrain"])
-def test_step_matches_single_device(kind, video):
-    ref_losses, ref_params = _run(kind, (1, 1, 1), video)
-    losses, params = _run(kind, (2, 2, 2), video)
+# The LAM and the dynamics model with the LAM co-trained (the `prepend` token layout, CoinRun's
+# default) over the whole mesh matrix; the `add` layout, which changes the token layout and not
+# the sharding, with the LAM frozen on (2, 2, 2).
+@pytest.mark.parametrize(
+    "kind, mesh_shape",
+    [("lam", m) for m in MESHES]
+    + [("dynamics_cotrain", m) for m in MESHES]
+    + [("dynamics_add", (2, 2, 2))],
+)
+def test_step_matches_single_device(kind, mesh_shape):
+    ref_losses, start, ref_params = _reference(kind)
+    losses, _, params = _run(kind, mesh_shape, start=start)
+    init_params = start.params
     np.testing.assert_allclose(losses, ref_losses, rtol=0, atol=1e-5)
-    assert _max_abs_diff(ref_params, params) < 1e-5
-    _, init_params = _run(kind, (2, 2, 2), video, steps=0)
-    assert _max_abs_diff(init_params, params) > 1e-4  # the steps really moved the params
+    assert max_abs_diff(ref_params, params) < 1e-5
+    assert max_abs_diff(init_params, params) > 1e-4  # the steps really moved the params
     if kind.startswith("dynamics"):
         _check_frozen_groups(kind, init_params, params)
 
 
 def _check_frozen_groups(kind: str, init_params, params) -> None:
     """The tokenizer (and the LAM unless co-trained) must stay exactly as loaded."""
-    assert _max_abs_diff(init_params["tokenizer"], params["tokenizer"]) == 0.0
-    lam_change = _max_abs_diff(init_params["lam"], params["lam"])
+    assert max_abs_diff(init_params["tokenizer"], params["tokenizer"]) == 0.0
+    lam_change = max_abs_diff(init_params["lam"], params["lam"])
     if kind == "dynamics_cotrain":
         assert lam_change > 1e-4
     else:
         assert lam_change == 0.0
-    assert _max_abs_diff(init_params["dynamics"], params["dynamics"]) > 1e-4
+    assert max_abs_diff(init_params["dynamics"], params["dynamics"]) > 1e-4

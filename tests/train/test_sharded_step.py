@@ -15,9 +15,10 @@ import pytest
 
 from genie_jax.tokenizer import Tokenizer, TokenizerConfig
 from genie_jax.train.mesh import make_mesh, resolve_mesh_shape
-from genie_jax.train.sharding import LOGICAL_AXIS_RULES, batch_sharding
+from genie_jax.train.sharding import LOGICAL_AXIS_RULES
 from genie_jax.train.state import create_train_state
-from genie_jax.train.steps import jit_train_step, tokenizer_train_step
+from genie_jax.train.steps import tokenizer_train_step
+from tests.sharded_run import max_abs_diff, run_steps
 
 CONFIG = TokenizerConfig(
     frame_size=16,
@@ -34,61 +35,43 @@ CONFIG = TokenizerConfig(
 )
 
 
-def _run(mesh_shape, video, steps=2):
-    devices = jax.devices()[: int(np.prod(mesh_shape))]
-    mesh = make_mesh(mesh_shape, devices)
-    tx = optax.sgd(1.0)
-    example = (jnp.zeros((1, 4, 16, 16, 3)),)
-    state, shardings = create_train_state(
-        Tokenizer(CONFIG), tx, example, jax.random.key(0), mesh, LOGICAL_AXIS_RULES
+VIDEO = np.random.default_rng(0).integers(0, 256, (8, 4, 16, 16, 3), dtype=np.uint8)
+EXAMPLE = (jnp.zeros((1, 4, 16, 16, 3)),)
+STEP = functools.partial(tokenizer_train_step, dead_code_threshold=1)
+
+
+def _run(mesh_shape, start=None):
+    return run_steps(
+        Tokenizer(CONFIG), optax.sgd(1.0), EXAMPLE, STEP, mesh_shape, {"video": VIDEO}, start=start
     )
-    step = jit_train_step(
-        functools.partial(tokenizer_train_step, dead_code_threshold=1),
-        mesh,
-        shardings,
-        LOGICAL_AXIS_RULES,
-    )
-    losses = []
-    for _ in range(steps):
-        batch = {"video": jax.device_put(video, batch_sharding(mesh))}
-        state, metrics = step(state, batch, jax.random.key(1))
-        losses.append(float(metrics["loss"]))
-    return losses, state
 
 
-@pytest.fixture(scope="module")
-def video():
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (8, 4, 16, 16, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def reference(video):
-    losses, state = _run((1, 1, 1), video)
-    return losses, jax.device_get(state.params)
+@functools.cache
+def _reference():
+    return _run((1, 1, 1))
 
 
 @pytest.mark.parametrize("mesh_shape", [(8, 1, 1), (4, 2, 1), (2, 2, 2)])
-def test_step_matches_single_device(mesh_shape, video, reference):
-    ref_losses, ref_params = reference
-    losses, state = _run(mesh_shape, video)
+def test_step_matches_single_device(mesh_shape):
+    ref_losses, ref_start, ref_params = _reference()
+    losses, _, params = _run(mesh_shape, start=ref_start)
     np.testing.assert_allclose(losses, ref_losses, rtol=0, atol=1e-5)
-    params = jax.device_get(state.params)
-    moved = jax.tree.map(lambda a, b: np.max(np.abs(a - b)), ref_params, params)
-    assert max(jax.tree.leaves(moved)) < 1e-5, moved
+    assert max_abs_diff(ref_params, params) < 1e-5
     # The parameters really moved, so the comparison above is not between two inits.
-    _, init_state = _run(mesh_shape, video, steps=0)
-    init = jax.device_get(init_state.params)
-    change = jax.tree.map(lambda a, b: np.max(np.abs(a - b)), init, params)
-    assert max(jax.tree.leaves(change)) > 1e-4
+    assert max_abs_diff(ref_start.params, params) > 1e-4
 
 
-def test_parameters_are_sharded_by_the_rules_table(video):
-    _, state = _run((2, 2, 2), video, steps=1)
+def test_parameters_are_initialized_in_place_by_the_rules_table():
+    """`create_train_state` on (2, 2, 2) shards by the rules and equals the 1-device init."""
+    mesh = make_mesh((2, 2, 2))
+    state, _ = create_train_state(
+        Tokenizer(CONFIG), optax.sgd(1.0), EXAMPLE, jax.random.key(0), mesh, LOGICAL_AXIS_RULES
+    )
     mlp_up = state.params["encoder"]["block_0"]["mlp"]["up"]["kernel"]
     assert mlp_up.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor")
     assert len(mlp_up.addressable_shards) == 8
     assert mlp_up.addressable_shards[0].data.shape == (16, 64)  # 32/fsdp 2, 128/tensor 2
+    assert max_abs_diff(_reference()[1].params, jax.device_get(state.params)) < 1e-6
 
 
 def test_mesh_shape_resolution():

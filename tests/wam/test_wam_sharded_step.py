@@ -1,29 +1,23 @@
-"""Sharded == unsharded for the WAM train step, with and without the latent-action LAM.
-
-Plain SGD at learning rate 1, as in tests/train/test_sharded_step.py: equal parameters after
-two steps then mean equal gradients. The frozen tokenizer and LAM must not move.
+"""Sharded == unsharded for the WAM train step (with the latent-action LAM) over the mesh
+matrix; see tests/sharded_run.py. The frozen tokenizer and LAM must not move.
 """
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from genie_jax.train.mesh import make_mesh
-from genie_jax.train.sharding import LOGICAL_AXIS_RULES, batch_sharding
-from genie_jax.train.state import create_train_state, freeze_groups
-from genie_jax.train.steps import jit_train_step
+from genie_jax.train.state import freeze_groups
+from tests.sharded_run import max_abs_diff, run_steps
 from tests.wam.tiny import FRAMES, TOKENIZER, WORDS, tiny_batch, tiny_system
 from wam_jax.steps import wam_train_step
 
 
-def _run(with_lam: bool, mesh_shape, batch, steps=2):
-    mesh = make_mesh(mesh_shape, jax.devices()[: int(np.prod(mesh_shape))])
-    system = tiny_system(with_lam=with_lam)
-    frozen = ("tokenizer", "lam") if with_lam else ("tokenizer",)
+def _run(mesh_shape, batch, start=None):
+    system = tiny_system(with_lam=True)
+    frozen = ("tokenizer", "lam")
     n = TOKENIZER.num_tokens
     example = (
         jnp.zeros((1, WORDS), jnp.int32),
@@ -33,14 +27,6 @@ def _run(with_lam: bool, mesh_shape, batch, steps=2):
         jnp.zeros((1, FRAMES, n), bool),
         jnp.zeros((1, FRAMES), bool),
     )
-    state, shardings = create_train_state(
-        system,
-        freeze_groups(optax.sgd(1.0), frozen),
-        example,
-        jax.random.key(0),
-        mesh,
-        LOGICAL_AXIS_RULES,
-    )
     step_fn = functools.partial(
         wam_train_step,
         num_tokens=n,
@@ -49,29 +35,28 @@ def _run(with_lam: bool, mesh_shape, batch, steps=2):
         max_mask_rate=1.0,
         action_loss_weight=1.0,
     )
-    step = jit_train_step(step_fn, mesh, shardings, LOGICAL_AXIS_RULES)
-    losses = []
-    for _ in range(steps):
-        sharded = {k: jax.device_put(v, batch_sharding(mesh)) for k, v in batch.items()}
-        state, metrics = step(state, sharded, jax.random.key(1))
-        losses.append(float(metrics["loss"]))
-    return losses, jax.device_get(state.params)
+    tx = freeze_groups(optax.sgd(1.0), frozen)
+    return run_steps(system, tx, example, step_fn, mesh_shape, batch, start=start)
 
 
-def _max_abs_diff(a, b) -> float:
-    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+BATCH = tiny_batch(batch=8, seed=3)
+BATCH["actions"][4:] = -1  # half the clips unlabelled
 
 
-@pytest.mark.parametrize("with_lam", [True])
-def test_wam_step_matches_single_device(with_lam):
-    batch = tiny_batch(batch=8, seed=3)
-    batch["actions"][4:] = -1  # half the clips unlabelled
-    ref_losses, ref_params = _run(with_lam, (1, 1, 1), batch)
-    losses, params = _run(with_lam, (2, 2, 2), batch)
+@functools.cache
+def _reference():
+    """One device: (losses, initial params, final params)."""
+    return _run((1, 1, 1), BATCH)
+
+
+@pytest.mark.parametrize("mesh_shape", [(8, 1, 1), (4, 2, 1), (2, 2, 2)])
+def test_wam_step_matches_single_device(mesh_shape):
+    """With the latent-action LAM, so every part of the WAM system is in the step."""
+    ref_losses, start, ref_params = _reference()
+    losses, _, params = _run(mesh_shape, BATCH, start=start)
+    init_params = start.params
     np.testing.assert_allclose(losses, ref_losses, rtol=0, atol=1e-5)
-    assert _max_abs_diff(ref_params, params) < 1e-5
-    _, init_params = _run(with_lam, (2, 2, 2), batch, steps=0)
-    assert _max_abs_diff(init_params["wam"], params["wam"]) > 1e-4
-    assert _max_abs_diff(init_params["tokenizer"], params["tokenizer"]) == 0.0
-    if with_lam:
-        assert _max_abs_diff(init_params["lam"], params["lam"]) == 0.0
+    assert max_abs_diff(ref_params, params) < 1e-5
+    assert max_abs_diff(init_params["wam"], params["wam"]) > 1e-4
+    assert max_abs_diff(init_params["tokenizer"], params["tokenizer"]) == 0.0
+    assert max_abs_diff(init_params["lam"], params["lam"]) == 0.0
