@@ -18,6 +18,7 @@ from genie_jax.tokenizer import TokenizerConfig
 from genie_jax.train.tasks import Task, dataclass_from_config
 from wam_jax.config import WAMConfig
 from wam_jax.data.babyai_env import NUM_ACTIONS
+from wam_jax.data.balance import LabelBalancedView
 from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
 from wam_jax.data.vocab import Vocabulary
 from wam_jax.steps import wam_eval_step, wam_train_step
@@ -82,6 +83,7 @@ def task_for_system(
     train_operations: tuple | None = None,
     eval_operations: tuple | None = None,
     pretrained: dict | None = None,
+    train_source_view=None,
 ) -> Task:
     """The WAM's steps, example inputs and frozen parts for `system` (the loss settings of
     `config.wam`: joint training or behaviour cloning)."""
@@ -129,6 +131,7 @@ def task_for_system(
         pretrained=pretrained or {},
         train_operations=train_operations,
         eval_operations=eval_operations,
+        train_source_view=train_source_view,
     )
 
 
@@ -142,6 +145,17 @@ def train_operations(
     if config.wam.behaviour_cloning and labels is not None:
         operations = (LabelledOnly(labels), *operations)
     return operations
+
+
+def label_balancing(config: ml_collections.ConfigDict, train_source):
+    """The train split's view with `config.wam.labelled_share` of labelled windows, or None
+    where every or no window is labelled, for the BC baseline (labelled windows only), or when
+    the share is 0."""
+    share = config.wam.get("labelled_share", 0.0)
+    labels = _train_labels(config, train_source)
+    if not share or labels is None or not labels.any() or config.wam.behaviour_cloning:
+        return None
+    return functools.partial(LabelBalancedView, labelled_episodes=labels, share=share)
 
 
 def wam_task(
@@ -176,6 +190,7 @@ def wam_task(
         train_operations=train_operations(config, train_source, vocab, max_words),
         eval_operations=(WAMRecord(vocab, max_words),),
         pretrained=pretrained,
+        train_source_view=label_balancing(config, train_source),
     )
     return task, vocab
 

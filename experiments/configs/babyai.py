@@ -106,6 +106,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         batch_size=16,
         label_fraction=1.0,  # training episodes that keep their actions: 0.01, 0.1, 1.0
         label_seed=0,  # which episodes those are (nested: the 10% set is inside the 100%)
+        # Below 100% labels, labelled windows are repeated until they make up this share of
+        # each epoch (0: sample the split as it is); the BC baseline sees labelled ones only.
+        labelled_share=0.5,
         action_loss_weight=1.0,  # λ in video_ce + λ·action_ce
         video_loss_weight=1.0,
         # True: the behaviour-cloning baseline: action loss only, policy queries only, the

@@ -21,7 +21,8 @@ own `process_<i>-of-<n>.json`, so the data position restores only onto the same 
 """
 
 import pathlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import grain
 import jax
@@ -119,6 +120,7 @@ def make_train_iterator(
     worker_count: int = 0,
     dataset: str = DATASET_NAME,
     operations: Sequence[grain.transforms.Map | grain.transforms.Filter] | None = None,
+    source_view: Callable[[ClipSource], Any] | None = None,
 ) -> grain.DataLoaderIterator:
     """Shuffled batches repeated forever; the order is a function of `seed` only.
 
@@ -126,8 +128,12 @@ def make_train_iterator(
     `set_state()` (or `iterator_save_args` / `iterator_restore_args` with orbax) resume it
     exactly. `worker_count > 0` decodes in that many child processes. `operations` (grain
     maps and filters) replace the default per-record step, which keeps `video` and `actions`.
+    `source_view` maps the opened split to the random-access source to sample from (e.g. one
+    that repeats some records); its `repr` must name what it does, as grain checks it on restore.
     """
     source = open_split(data_dir, split, clip_len=clip_len, frame_size=frame_size, dataset=dataset)
+    if source_view is not None:
+        source = source_view(source)
     loader = _loader(
         source,
         global_batch_size=global_batch_size,

@@ -119,6 +119,7 @@ def train(
         worker_count=config.data_workers,
         dataset=config.get("dataset", DATASET_NAME),
         operations=task.train_operations,
+        source_view=task.train_source_view,
     )
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     tx = freeze_groups(tx, task.frozen)
@@ -130,7 +131,6 @@ def train(
             load_pretrained_params(
                 workdir_of, group, abstract.params[group], check_only=True, group=inner
             )
-    write_config(config, workdir)
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
     if checkpointer.latest_step() is not None:
         abstract, shardings = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
@@ -143,6 +143,9 @@ def train(
         state = _load_pretrained(state, task.pretrained)
         if jax.process_index() == 0:
             print(parameter_overview.get_parameter_overview(state.params, include_stats=False))
+    # Only once the state is built: a config that does not fit the run's checkpoint must not
+    # overwrite the run's own config.json.
+    write_config(config, workdir)
     train_step = jit_train_step(task.train_step, mesh, shardings, rules)
     eval_step = jit_eval_step(task.eval_step, mesh, shardings, rules)
     in_sharding = batch_sharding(mesh)

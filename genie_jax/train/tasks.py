@@ -41,6 +41,8 @@ class Task:
     # `video` and `actions`), for the train and the validation split.
     train_operations: tuple | None = None
     eval_operations: tuple | None = None
+    # the opened train split -> the random-access source the sampler draws from (None: as is)
+    train_source_view: Callable | None = None
 
 
 def dataclass_from_config(cls, section: ml_collections.ConfigDict):

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 
 from genie_jax.config_loading import ConfigError, load_config
+from genie_jax.data.pipeline import make_train_iterator
 from genie_jax.train.loop import train
 from wam_jax.agent import load_agent
 from wam_jax.cli import main
 from wam_jax.data import build_babyai, open_babyai_split
+from wam_jax.data.babyai_builder import DATASET_NAME
 from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
 from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
-from wam_jax.task import train_wam
+from wam_jax.task import train_wam, wam_task
 
 CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
 CLIP = 6
@@ -202,3 +204,44 @@ def test_latent_action_route_pretrain_then_align(runs, data_dir):
     words = agent.encode_missions([item["mission"].decode()])
     out = agent.act(words, [item["video"][:2]], [item["actions"][:1]], jax.random.key(0))
     assert 0 <= int(out["actions"][0]) < NUM_ACTIONS
+
+
+def test_label_balanced_batches_hold_the_configured_share(data_dir, tmp_path):
+    """10% labels: half of an epoch's windows come from the labelled episodes, every
+    unlabelled window still comes once, and the BC baseline is not rebalanced."""
+    config = _config(
+        data_dir,
+        tokenizer_workdir="unused",
+        **{"wam.label_fraction": 0.1, "wam.labelled_share": 0.5},
+    )
+    task, _ = wam_task(config, tmp_path)
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    view = task.train_source_view(source)
+    natural = view.labelled_window.mean()
+    assert 0 < natural < 0.25 and view.labelled_share == pytest.approx(0.5, abs=0.02)
+    batches = make_train_iterator(
+        data_dir,
+        global_batch_size=4,
+        clip_len=CLIP,
+        frame_size=64,
+        seed=0,
+        dataset=DATASET_NAME,
+        operations=task.train_operations,
+        source_view=task.train_source_view,
+    )
+    assert len(view) % 4 == 0  # so one epoch is whole batches
+    epoch = [next(batches) for _ in range(len(view) // 4)]
+    with_actions = np.concatenate([(b["actions"] >= 0).any(axis=1) for b in epoch])
+    # An epoch is a permutation of the view: as many windows with a known action as the view
+    # holds (a labelled episode's last window may hold none: it starts at the final frame).
+    (record,) = task.train_operations
+    expected = [(record.map(view[i])["actions"] >= 0).any() for i in range(len(view))]
+    assert with_actions.sum() == sum(expected)
+    plain = [(record.map(source[i])["actions"] >= 0).any() for i in range(len(source))]
+    assert with_actions.mean() > 2 * np.mean(plain)
+    bc = _config(
+        data_dir,
+        tokenizer_workdir="unused",
+        **{"wam.label_fraction": 0.1, "wam.behaviour_cloning": True},
+    )
+    assert wam_task(bc, tmp_path / "bc")[0].train_source_view is None
