@@ -56,7 +56,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     """The errors a command reports in one line (bad input, data, config or checkpoint)."""
     from genie_jax.config_loading import ConfigError
     from genie_jax.data import DataError
-    from genie_jax.train.checkpoint import CheckpointNotFoundError
+    from genie_jax.train.checkpoint import (
+        CheckpointCorruptError,
+        CheckpointMismatchError,
+        CheckpointNotFoundError,
+    )
     from genie_jax.train.distributed import DistributedConfigError
     from genie_jax.train.loop import TrainingDivergedError
     from genie_jax.train.pretrained import PretrainedMismatchError
@@ -65,6 +69,8 @@ def user_errors() -> tuple[type[Exception], ...]:
         ConfigError,
         DataError,
         CheckpointNotFoundError,
+        CheckpointMismatchError,
+        CheckpointCorruptError,
         DistributedConfigError,
         PretrainedMismatchError,
         TrainingDivergedError,
@@ -208,6 +214,17 @@ def _eval(args: argparse.Namespace) -> None:
     print(json.dumps(headline))
 
 
+def _ckpt(args: argparse.Namespace) -> None:
+    """`genie ckpt info`: the run's checkpoint steps and the newest readable one, as JSON."""
+    if "jax" not in sys.modules:  # reading checkpoints to the host needs no accelerator
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    import json
+
+    from genie_jax.train.checkpoint_info import checkpoint_info
+
+    print(json.dumps(checkpoint_info(args.workdir)))
+
+
 def _plan(args: argparse.Namespace, rest: list[str]) -> None:
     """Per-device memory, FLOPs and the HBM verdict of a train step; no accelerator used."""
     if "jax" not in sys.modules:  # planning never needs the accelerator this host may have
@@ -239,6 +256,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback instead of a one-line error"
+    )
     add_cli_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -306,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--xla", action="store_true", help="also compile the real step on simulated CPU devices"
     )
 
+    ckpt = commands.add_parser("ckpt", help="inspect a run's checkpoints")
+    ckpt_kinds = ckpt.add_subparsers(dest="ckpt_command", required=True)
+    info = ckpt_kinds.add_parser(
+        "info",
+        help="one JSON object: steps, latest_good, config_hash, param_checksum",
+    )
+    info.add_argument("--workdir", required=True)
+
     demo = commands.add_parser(
         "demo", help="the smoke pipeline: data -> tokenizer -> LAM -> dynamics -> rollout GIF"
     )
@@ -339,9 +367,13 @@ def main(argv: list[str] | None = None) -> None:
             _bench(args, rest)
         elif args.command == "plan":
             _plan(args, rest)
+        elif args.command == "ckpt":
+            _ckpt(args)
         elif args.command == "demo":
             _demo(args)
     except user_errors() as error:
+        if args.debug:
+            raise
         raise SystemExit(f"genie {args.command}: error: {error}") from None
     # stderr: a benchmark's last stdout line is its JSON.
     print(f"[{time.perf_counter() - tic:.0f}s]", file=sys.stderr)

@@ -128,6 +128,9 @@ def _summarize(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wam", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback instead of a one-line error"
+    )
     add_cli_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -202,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bench":
             _bench(args, rest)
     except (*user_errors(), UnknownWordError) as error:
+        if args.debug:
+            raise
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -10,34 +10,15 @@ import json
 import pathlib
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
 from genie_jax.train.checkpoint import CheckpointNotFoundError
+from genie_jax.train.tree_shapes import describe_mismatch, flat_shapes
 
 
 class PretrainedMismatchError(ValueError):
     pass
-
-
-def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
-
-
-def _describe_mismatch(
-    want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]]
-) -> list[str]:
-    problems = []
-    for key in sorted(set(want) | set(have)):
-        if key not in have:
-            problems.append(f"{key}: missing from the checkpoint")
-        elif key not in want:
-            problems.append(f"{key}: in the checkpoint but not in this model")
-        elif want[key] != have[key]:
-            problems.append(f"{key}: checkpoint {have[key]}, this config {want[key]}")
-    return problems
 
 
 def _saved_model_config(workdir: pathlib.Path, part: str) -> dict | None:
@@ -93,7 +74,7 @@ def load_pretrained_params(
                     f"(it has {', '.join(sorted(saved))})"
                 )
             saved = saved[group]
-        problems = _describe_mismatch(_flat_shapes(abstract_params), _flat_shapes(saved))
+        problems = describe_mismatch(flat_shapes(abstract_params), flat_shapes(saved))
         if problems:
             hint = ""
             saved_config = _saved_model_config(workdir, part)

@@ -6,7 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from genie_jax.train.checkpoint import Checkpointer, CheckpointNotFoundError
+from genie_jax.train.checkpoint import (
+    Checkpointer,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+)
 from genie_jax.train.loop import TrainingDivergedError, train
 from genie_jax.train.mesh import make_mesh
 from genie_jax.train.sharding import LOGICAL_AXIS_RULES
@@ -119,3 +123,18 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path):
     checkpointer = Checkpointer(tmp_path / "checkpoints")
     assert checkpointer.all_steps() == [3]
     checkpointer.close()
+
+
+def test_restore_into_another_model_names_the_first_parameter(uninterrupted, tiny_config):
+    """A config whose model differs from the run's checkpoint: one line naming the parameter
+    and both shapes, and the run's files are left as they were."""
+    _, workdir, _ = uninterrupted
+    saved_config = (workdir / "config.json").read_text()
+    changed = tiny_config(**{"tokenizer.model.codebook_size": 32})
+    with pytest.raises(CheckpointMismatchError) as error:
+        train(changed, workdir, "tokenizer")
+    message = str(error.value)
+    assert "\n" not in message and "step 6" in message
+    assert "codebook" in message and "checkpoint (64, 8), this config (32, 8)" in message
+    assert (workdir / "config.json").read_text() == saved_config
+    assert Checkpointer(workdir / "checkpoints").all_steps() == [3, 6]
