@@ -71,9 +71,16 @@ def i3d_features(video_BTHWC: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
 
 def fvd(real_BTHWC: np.ndarray, generated_BTHWC: np.ndarray, *, batch_size: int = 8) -> dict:
     """{"fvd", "fvd_num_clips", "fvd_warning"} for two sets of clips (equal sizes advised)."""
-    real = gaussian_stats(i3d_features(real_BTHWC, batch_size=batch_size))
-    generated = gaussian_stats(i3d_features(generated_BTHWC, batch_size=batch_size))
-    num_clips = min(len(real_BTHWC), len(generated_BTHWC))
+    return fvd_from_features(
+        i3d_features(real_BTHWC, batch_size=batch_size),
+        i3d_features(generated_BTHWC, batch_size=batch_size),
+    )
+
+
+def fvd_from_features(real_MF: np.ndarray, generated_MF: np.ndarray) -> dict:
+    """`fvd` of two sets of I3D features (`i3d_features`), so one set is computed once when it
+    is compared with several others."""
+    num_clips = min(len(real_MF), len(generated_MF))
     warning = ""
     if num_clips < RECOMMENDED_CLIPS:
         warning = (
@@ -81,7 +88,7 @@ def fvd(real_BTHWC: np.ndarray, generated_BTHWC: np.ndarray, *, batch_size: int 
             "upwards and noisy; compare only numbers computed with the same clip count"
         )
     return {
-        "fvd": frechet_distance(*real, *generated),
+        "fvd": frechet_distance(*gaussian_stats(real_MF), *gaussian_stats(generated_MF)),
         "fvd_num_clips": num_clips,
         "fvd_warning": warning,
     }

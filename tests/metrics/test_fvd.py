@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genie_jax.metrics.fvd import fvd, i3d_features
+from genie_jax.metrics.fvd import fvd, fvd_from_features, i3d_features
 
 CLIPS, FRAMES, SIZE = 4, 16, 32
 BATCH = 4  # one compiled shape; `videos[:2]` exercises the padding
@@ -24,21 +24,28 @@ def videos():
     return clips
 
 
-def test_features_are_i3d_logits(videos):
-    features = i3d_features(videos, batch_size=BATCH)
+@pytest.fixture(scope="module")
+def features(videos):
+    return i3d_features(videos, batch_size=BATCH)
+
+
+def test_features_are_i3d_logits(videos, features):
     assert features.shape == (CLIPS, 400) and np.isfinite(features).all()
     again = i3d_features(videos[:2], batch_size=BATCH)
     np.testing.assert_allclose(again, features[:2], rtol=1e-4, atol=1e-4)
 
 
-def test_fvd_is_zero_on_itself_and_grows_with_noise(videos):
+def test_fvd_is_zero_on_itself_and_grows_with_noise(videos, features):
     rng = np.random.default_rng(1)
-    same = fvd(videos, videos, batch_size=BATCH)
+    same = fvd_from_features(features, features)
     assert same["fvd"] == pytest.approx(0.0, abs=1e-3)
     assert same["fvd_num_clips"] == CLIPS and "biased" in same["fvd_warning"]
-    noisy = [np.clip(videos + s * rng.normal(size=videos.shape), 0, 1) for s in (0.05, 0.3)]
-    small, large = (fvd(videos, v, batch_size=BATCH)["fvd"] for v in noisy)
-    assert 0 < small < large
+    small = fvd(
+        videos, np.clip(videos + 0.05 * rng.normal(size=videos.shape), 0, 1), batch_size=BATCH
+    )
+    noisy = np.clip(videos + 0.3 * rng.normal(size=videos.shape), 0, 1)
+    large = fvd_from_features(features, i3d_features(noisy, batch_size=BATCH))
+    assert 0 < small["fvd"] < large["fvd"]
 
 
 def test_short_clips_are_refused(videos):

@@ -59,9 +59,8 @@ def _setup(kind: str):
         model = LatentActionModel(LAM)
         step = functools.partial(lam_train_step, dead_code_threshold=1)
         return model, optax.sgd(1.0), (video,), step
-    frozen = ("tokenizer",) if kind == "dynamics_cotrain" else ("tokenizer", "lam")
-    mode = "add" if kind == "dynamics_add" else "prepend"
-    model = GenieModel(TOKENIZER, LAM, _dynamics_config(mode))
+    frozen = ("tokenizer",)  # the LAM is co-trained
+    model = GenieModel(TOKENIZER, LAM, _dynamics_config("prepend"))
     mask = jnp.zeros((1, FRAMES, TOKENIZER.num_tokens), bool)
     step = functools.partial(
         dynamics_train_step,
@@ -87,14 +86,13 @@ def _reference(kind: str):
     return _run(kind, (1, 1, 1))
 
 
-# The LAM and the dynamics model with the LAM co-trained (the `prepend` token layout, CoinRun's
-# default) over the whole mesh matrix; the `add` layout, which changes the token layout and not
-# the sharding, with the LAM frozen on (2, 2, 2).
+# The LAM, and the dynamics model with the LAM co-trained (CoinRun's `prepend` token layout),
+# over the whole mesh matrix. The `add` layout differs in how the action enters the tokens, not
+# in the sharding rules (it is tested for alignment and caching); the frozen-LAM dynamics step
+# is what the loop-level pipeline tests train on (2, 2, 2).
 @pytest.mark.parametrize(
     "kind, mesh_shape",
-    [("lam", m) for m in MESHES]
-    + [("dynamics_cotrain", m) for m in MESHES]
-    + [("dynamics_add", (2, 2, 2))],
+    [("lam", m) for m in MESHES] + [("dynamics_cotrain", m) for m in MESHES],
 )
 def test_step_matches_single_device(kind, mesh_shape):
     ref_losses, start, ref_params = _reference(kind)
@@ -104,15 +102,11 @@ def test_step_matches_single_device(kind, mesh_shape):
     assert max_abs_diff(ref_params, params) < 1e-5
     assert max_abs_diff(init_params, params) > 1e-4  # the steps really moved the params
     if kind.startswith("dynamics"):
-        _check_frozen_groups(kind, init_params, params)
+        _check_frozen_groups(init_params, params)
 
 
-def _check_frozen_groups(kind: str, init_params, params) -> None:
-    """The tokenizer (and the LAM unless co-trained) must stay exactly as loaded."""
+def _check_frozen_groups(init_params, params) -> None:
+    """The tokenizer stays exactly as loaded; the co-trained LAM and the dynamics model move."""
     assert max_abs_diff(init_params["tokenizer"], params["tokenizer"]) == 0.0
-    lam_change = max_abs_diff(init_params["lam"], params["lam"])
-    if kind == "dynamics_cotrain":
-        assert lam_change > 1e-4
-    else:
-        assert lam_change == 0.0
+    assert max_abs_diff(init_params["lam"], params["lam"]) > 1e-4
     assert max_abs_diff(init_params["dynamics"], params["dynamics"]) > 1e-4
