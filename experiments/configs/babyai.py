@@ -68,6 +68,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     config.eval_batches = 2
     config.checkpoint_every = 200
     config.max_to_keep = 2
+    # True: a step whose loss or new parameters are NaN/Inf keeps the previous state (counted
+    # in train/skipped_updates) instead of stopping the run.
+    config.skip_nonfinite_updates = False
     # Flat-coloured 8-pixel cells: patch 8 gives one token per cell (64 a frame).
     tokenizer = TokenizerConfig(
         patch_size=8,

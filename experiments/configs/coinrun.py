@@ -223,6 +223,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     config.eval_batches = {"smoke": 2, "cpu": 4}.get(cadence, 50)
     config.checkpoint_every = {"smoke": 100, "cpu": 500}.get(cadence, 5_000)
     config.max_to_keep = 3
+    # True: a step whose loss or new parameters are NaN/Inf keeps the previous state (counted
+    # in train/skipped_updates) instead of stopping the run.
+    config.skip_nonfinite_updates = False
     sizes = "smoke" if small else variant
     config.tokenizer = _tokenizer(sizes)
     config.lam = _lam(sizes)

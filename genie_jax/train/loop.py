@@ -2,7 +2,9 @@
 
 Resumable: re-running the same command restores the newest checkpoint (state and data
 position). SIGTERM saves a checkpoint and exits cleanly. A NaN/Inf loss stops the run with
-`TrainingDivergedError` and never overwrites the last good checkpoint.
+`TrainingDivergedError` and never overwrites the last good checkpoint; with
+`config.skip_nonfinite_updates` the step keeps the previous state instead and the run goes on,
+counting the skipped updates (`train/skipped_updates`, and `skipped_updates` in the summary).
 """
 
 import json
@@ -146,7 +148,10 @@ def train(
     # Only once the state is built: a config that does not fit the run's checkpoint must not
     # overwrite the run's own config.json.
     write_config(config, workdir)
-    train_step = jit_train_step(task.train_step, mesh, shardings, rules)
+    skip_nonfinite = bool(config.get("skip_nonfinite_updates", False))
+    train_step = jit_train_step(
+        task.train_step, mesh, shardings, rules, skip_nonfinite=skip_nonfinite
+    )
     eval_step = jit_eval_step(task.eval_step, mesh, shardings, rules)
     in_sharding = batch_sharding(mesh)
     rng = jax.random.key(config.seed + 1)
@@ -159,13 +164,18 @@ def train(
     pending: tuple[int, dict] | None = None  # metrics fetched one step late, so steps overlap
     warm: tuple[int, float] | None = None  # (step, time) once compilation is behind us
 
+    skipped_total = None  # on the device: summed without waiting for each step
+
     def flush_pending():
         nonlocal pending
         if pending is None:
             return
         step, metrics = pending
         scalars = _fetch(metrics)
-        _check_finite(step, scalars, last_saved)
+        if skip_nonfinite:
+            summary["skipped_updates"] = int(scalars["skipped_updates"])
+        else:
+            _check_finite(step, scalars, last_saved)
         writer.write_scalars(step, {f"train/{k}": v for k, v in scalars.items()})
         summary["train"] = scalars
         progress.update(0, loss=scalars["loss"])
@@ -173,7 +183,8 @@ def train(
 
     def save(step: int, metrics: dict) -> None:
         nonlocal last_saved
-        _check_finite(step, _fetch({"loss": metrics["loss"]}), last_saved)
+        if not skip_nonfinite:  # skipped updates never reach the state
+            _check_finite(step, _fetch({"loss": metrics["loss"]}), last_saved)
         checkpointer.save(state, train_iter)
         last_saved = step
 
@@ -183,11 +194,16 @@ def train(
         while step < section.num_steps:
             batch = to_global_batch(next(train_iter), in_sharding)
             state, metrics = train_step(state, batch, rng)
+            if skip_nonfinite:
+                skipped = metrics["skipped_update"]
+                skipped_total = skipped if skipped_total is None else skipped_total + skipped
             flush_pending()
             step += 1
             progress.update(1)
             if step % config.log_every == 0 or step == section.num_steps:
                 pending = (step, metrics)
+                if skip_nonfinite:  # the count up to this step, over every step, logged or not
+                    pending = (step, {**metrics, "skipped_updates": skipped_total})
             if step % config.eval_every == 0 or step == section.num_steps:
                 flush_pending()
                 summary["eval"] = evaluate(

@@ -130,17 +130,40 @@ def global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 
 
+def skip_nonfinite_updates(step_fn: Callable) -> Callable:
+    """`step_fn` that keeps the previous parameters, optimizer and model state when the loss or
+    any new parameter is NaN/Inf (the step counter still advances, as the data did), and adds
+    `skipped_update` (1.0 or 0.0) to the metrics."""
+
+    @functools.wraps(step_fn)
+    def guarded(state: TrainState, batch: Batch, rng: jax.Array):
+        new_state, metrics = step_fn(state, batch, rng)
+        finite = jnp.isfinite(metrics["loss"])
+        for leaf in jax.tree.leaves(new_state.params):
+            finite &= jnp.all(jnp.isfinite(leaf))
+        kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+        kept = kept.replace(step=new_state.step)
+        return kept, {**metrics, "skipped_update": 1.0 - finite.astype(jnp.float32)}
+
+    return guarded
+
+
 def jit_train_step(
     step_fn: Callable,
     mesh: Mesh,
     state_shardings: Any,
     rules: LogicalRules,
+    *,
+    skip_nonfinite: bool = False,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
     """Compiles `step_fn(state, batch, rng)` with explicit shardings and a donated state.
 
     The logical-axis rules and the mesh are in scope while tracing so that the model's
-    `nn.with_logical_constraint` calls become real sharding constraints.
+    `nn.with_logical_constraint` calls become real sharding constraints. `skip_nonfinite`
+    wraps the step in `skip_nonfinite_updates`.
     """
+    if skip_nonfinite:
+        step_fn = skip_nonfinite_updates(step_fn)
     jitted = jax.jit(
         step_fn,
         in_shardings=(state_shardings, batch_sharding(mesh), replicated(mesh)),

@@ -7,7 +7,7 @@ import jax
 
 
 def path_name(path: tuple) -> str:
-    """"encoder/block_0/mlp/up/kernel": one spelling for dict keys, list indices and named
+    """ "encoder/block_0/mlp/up/kernel": one spelling for dict keys, list indices and named
     tuple fields (orbax's metadata stores a named tuple's fields as dict keys)."""
     parts = []
     for key in path:
