@@ -42,6 +42,10 @@ class DistributedConfigError(ValueError):
     """A bad combination of distributed settings (one line)."""
 
 
+# jax's own default: a dead peer is noticed within about this long (then every process exits).
+DEFAULT_HEARTBEAT_TIMEOUT_S = 100
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What `initialize_distributed` will do: `jax.distributed.initialize(**kwargs)` or not."""
@@ -117,11 +121,14 @@ def initialize_distributed(
     process_id: int | None = None,
     environ: Mapping[str, str] | None = None,
     log: bool = True,
+    heartbeat_timeout_s: int = DEFAULT_HEARTBEAT_TIMEOUT_S,
 ) -> DistributedInfo:
     """Joins the processes of a multi-host run when `mode` asks for it or detects one.
 
     Must run before any other JAX call that touches devices. Prints one line: process index
-    and count, global and local devices, and how that was decided.
+    and count, global and local devices, and how that was decided. A process that stops
+    answering for `heartbeat_timeout_s` (killed, preempted, its host gone) makes every other
+    process of the run exit with an error instead of waiting for it forever.
     """
     plan = plan_distributed(
         mode,
@@ -140,7 +147,7 @@ def initialize_distributed(
             # Cross-process collectives between CPU devices (the local multi-process test, CPU
             # hosts); GPU and TPU collectives do not use this setting.
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            jax.distributed.initialize(**plan.kwargs)
+            jax.distributed.initialize(**plan.kwargs, heartbeat_timeout_seconds=heartbeat_timeout_s)
     info = DistributedInfo(
         process_index=jax.process_index(),
         process_count=jax.process_count(),
@@ -191,6 +198,14 @@ def add_cli_options(parser: argparse.ArgumentParser, *, in_subcommand: bool = Fa
         metavar="I",
         help=f"this process, 0..N-1 (default ${ENV_PROCESS_ID})",
     )
+    group.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=default(DEFAULT_HEARTBEAT_TIMEOUT_S),
+        metavar="SECONDS",
+        help="a process silent this long ends the whole run with an error "
+        f"(default {DEFAULT_HEARTBEAT_TIMEOUT_S})",
+    )
 
 
 def initialize_from_args(args: argparse.Namespace) -> DistributedInfo:
@@ -200,6 +215,7 @@ def initialize_from_args(args: argparse.Namespace) -> DistributedInfo:
         coordinator=getattr(args, "coordinator", None),
         num_processes=getattr(args, "num_processes", None),
         process_id=getattr(args, "process_id", None),
+        heartbeat_timeout_s=getattr(args, "heartbeat_timeout", DEFAULT_HEARTBEAT_TIMEOUT_S),
     )
 
 

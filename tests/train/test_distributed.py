@@ -6,6 +6,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import pytest
@@ -67,7 +68,7 @@ def test_single_host_is_never_initialized(name, init_calls, capsys):
 def test_jax_env_vars_initialize_with_those_arguments(init_calls, capsys):
     info = initialize_distributed("auto", environ=JAX_ENV)
     expected = {"coordinator_address": "10.0.0.2:8476", "num_processes": 2, "process_id": 1}
-    assert init_calls == [expected]
+    assert init_calls == [{**expected, "heartbeat_timeout_seconds": 100}]
     assert info.initialized and "JAX_COORDINATOR_ADDRESS" in info.reason
     assert jax.config.jax_cpu_collectives_implementation == "gloo"
     assert len(capsys.readouterr().out.strip().splitlines()) == 1
@@ -76,7 +77,8 @@ def test_jax_env_vars_initialize_with_those_arguments(init_calls, capsys):
 @pytest.mark.parametrize("name", sorted(DETECTED_ENVS))
 def test_detected_clusters_let_jax_fill_in_the_arguments(name, init_calls):
     info = initialize_distributed("auto", environ=DETECTED_ENVS[name], log=False)
-    assert init_calls == [{}]  # jax's own cluster detection supplies address, count and id
+    # jax's own cluster detection supplies address, count and id
+    assert init_calls == [{"heartbeat_timeout_seconds": 100}]
     assert "auto:" in info.reason
 
 
@@ -163,33 +165,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_through_the_cli(coinrun_dir, tmp_path):
-    """`genie train tokenizer` twice, joined by JAX_* variables: 2 processes x 2 CPU devices."""
+def test_two_processes_train_resume_and_a_dead_peer_ends_the_run(coinrun_dir, tmp_path):
+    """`genie train tokenizer` twice, joined by JAX_* variables (2 processes x 2 CPU devices):
+    both train and checkpoint; the same commands resume; then process 1 is killed and process 0
+    exits with an error within the heartbeat timeout instead of waiting forever."""
     workdir = tmp_path / "run"
     overrides = {**TINY_TOKENIZER, "tokenizer.num_steps": 2, "eval_every": 2, "checkpoint_every": 2}
     argv = [sys.executable, "-m", "genie_jax.cli", "train", "tokenizer"]
     argv += ["--config", f"{CONFIG}:smoke", "--workdir", str(workdir)]
     argv += ["--config.data_dir", coinrun_dir]
     argv += [f"--config.{key}={value}" for key, value in overrides.items()]
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["XLA_FLAGS"] = (
         "--xla_force_host_platform_device_count=2 "
         "--xla_cpu_collective_call_terminate_timeout_seconds=600"  # see tests/conftest.py
     )
-    env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2")
     root = pathlib.Path(__file__).resolve().parents[2]
-    workers = [
-        subprocess.Popen(
-            argv,
-            env={**env, "JAX_PROCESS_ID": str(i)},
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
+
+    def start(extra: list[str]) -> list[subprocess.Popen]:
+        port = _free_port()
+        joined = {**env, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2"}
+        return [
+            subprocess.Popen(
+                [*argv, *extra],
+                env={**joined, "JAX_PROCESS_ID": str(i)},
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for i in range(2)
+        ]
+
+    workers = start([])
     try:
         logs = [w.communicate(timeout=240)[0] for w in workers]
     finally:
@@ -201,3 +209,21 @@ def test_two_processes_train_through_the_cli(coinrun_dir, tmp_path):
         assert "tokenizer done at step 2" in log
     assert (workdir / "checkpoints" / "2").is_dir()
     assert (workdir / "config.json").is_file()
+
+    # Resume for many steps, then kill process 1 once both are training again.
+    workers = start(["--heartbeat-timeout", "10", "--config.tokenizer.num_steps=100000"])
+    try:
+        deadline = time.monotonic() + 240
+        while not (workdir / "metrics.jsonl").read_text().count('"step": 3'):
+            assert time.monotonic() < deadline and workers[0].poll() is None
+            time.sleep(0.2)
+        workers[1].kill()
+        killed = time.monotonic()
+        log = workers[0].communicate(timeout=300)[0]
+        waited = time.monotonic() - killed
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert "resumed tokenizer from step 2" in log, log[-3000:]
+    assert workers[0].returncode != 0, log[-3000:]
+    assert waited < 300, waited
