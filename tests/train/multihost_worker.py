@@ -53,7 +53,7 @@ LAM = LAMConfig(
     encoder_heads=4, decoder_layers=1, decoder_dim=32, decoder_heads=4, num_actions=4,
     latent_dim=8,
 )  # fmt: skip
-DYNAMICS = DynamicsConfig(num_layers=2, dim=32, num_heads=4, max_frames=4)
+DYNAMICS = DynamicsConfig(num_layers=1, dim=32, num_heads=4, max_frames=4)
 assert jax.device_count() == 8, jax.devices()
 mesh = make_mesh((-1, 2, 1))
 video = jnp.zeros((1, 4, 16, 16, 3))

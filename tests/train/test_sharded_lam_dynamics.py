@@ -49,7 +49,7 @@ LAM = LAMConfig(
 
 def _dynamics_config(action_mode: str) -> DynamicsConfig:
     return DynamicsConfig(
-        num_layers=2, dim=32, num_heads=4, max_frames=FRAMES, action_mode=action_mode
+        num_layers=1, dim=32, num_heads=4, max_frames=FRAMES, action_mode=action_mode
     )
 
 
