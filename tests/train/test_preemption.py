@@ -17,7 +17,13 @@ from genie_jax.train.loop import train
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
 
 STEPS = 10
-SETTINGS = {**TINY_TOKENIZER, "tokenizer.num_steps": STEPS, "checkpoint_every": 2}
+# Evaluation only at the last step: every restart would compile and run it otherwise.
+SETTINGS = {
+    **TINY_TOKENIZER,
+    "tokenizer.num_steps": STEPS,
+    "checkpoint_every": 2,
+    "eval_every": 100,
+}
 
 
 def _command(coinrun_dir: str, workdir: pathlib.Path) -> list[str]:

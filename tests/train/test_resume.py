@@ -114,7 +114,7 @@ def test_missing_checkpoint_is_named(uninterrupted, tmp_path):
         _restore(config, tmp_path, (8, 1, 1))
 
 
-def test_divergence_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path):
+def test_divergence_stops_or_is_skipped_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
     # Good for 3 steps (checkpoint at 3), then a learning rate that blows the weights up.
     train(tiny_config(), tmp_path, "tokenizer", stop_at_step=3)
     blown = tiny_config(**{"tokenizer.optimizer.learning_rate": 1e30})
@@ -123,6 +123,17 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path):
     checkpointer = Checkpointer(tmp_path / "checkpoints")
     assert checkpointer.all_steps() == [3]
     checkpointer.close()
+    # `skip_nonfinite_updates`: the same run goes on to the end instead, counting what it
+    # skipped (the count is logged as a running total).
+    skipping = tiny_config(
+        **{"tokenizer.optimizer.learning_rate": 1e30, "skip_nonfinite_updates": True}
+    )
+    summary = train(skipping, tmp_path, "tokenizer")
+    assert summary["step"] == 6 and summary["skipped_updates"] >= 1
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    counts = [r["train/skipped_updates"] for r in rows if "train/skipped_updates" in r]
+    assert counts == sorted(counts) and counts[-1] == summary["skipped_updates"]
+    assert Checkpointer(tmp_path / "checkpoints").all_steps() == [3, 6]
 
 
 def test_restore_into_another_model_names_the_first_parameter(uninterrupted, tiny_config):
@@ -138,18 +149,3 @@ def test_restore_into_another_model_names_the_first_parameter(uninterrupted, tin
     assert "codebook" in message and "checkpoint (64, 8), this config (32, 8)" in message
     assert (workdir / "config.json").read_text() == saved_config
     assert Checkpointer(workdir / "checkpoints").all_steps() == [3, 6]
-
-
-def test_skip_switch_keeps_the_state_through_bad_updates_and_counts_them(tiny_config, tmp_path):
-    """`skip_nonfinite_updates`: the run that diverged above goes on to the end instead, and
-    counts the updates it skipped."""
-    train(tiny_config(), tmp_path, "tokenizer", stop_at_step=3)
-    blown = tiny_config(
-        **{"tokenizer.optimizer.learning_rate": 1e30, "skip_nonfinite_updates": True}
-    )
-    summary = train(blown, tmp_path, "tokenizer")
-    assert summary["step"] == 6 and summary["skipped_updates"] >= 1
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    counts = [r["train/skipped_updates"] for r in rows if "train/skipped_updates" in r]
-    assert counts == sorted(counts) and counts[-1] == summary["skipped_updates"]
-    assert Checkpointer(tmp_path / "checkpoints").all_steps() == [3, 6]
