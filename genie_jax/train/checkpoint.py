@@ -36,14 +36,19 @@ class CheckpointCorruptError(RuntimeError):
 CORRUPT_DIR = "corrupt_checkpoints"
 
 
+def step_dirs(directory: str | pathlib.Path) -> list[int]:
+    """The steps with a directory under a run's `checkpoints/` (sorted; [] if it is missing)."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
 def resolved_step(workdir: str | pathlib.Path, step: int | None) -> int:
     """`step`, or the newest checkpoint step of a run's workdir when `step` is None."""
     if step is not None:
         return step
-    steps = [
-        int(p.name) for p in (pathlib.Path(workdir) / "checkpoints").iterdir() if p.name.isdigit()
-    ]
-    return max(steps)
+    return max(step_dirs(pathlib.Path(workdir) / "checkpoints"))
 
 
 def _arrays(state: TrainState) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from genie_jax.train.checkpoint import CheckpointNotFoundError
+from genie_jax.train.checkpoint import CheckpointNotFoundError, step_dirs
 
 CONFIG_FILE = "config.json"
 
@@ -69,7 +69,7 @@ def checkpoint_info(workdir: str | pathlib.Path) -> dict:
     directory = workdir / "checkpoints"
     if not directory.is_dir():
         raise CheckpointNotFoundError(f"no checkpoints directory in {workdir}")
-    steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+    steps = step_dirs(directory)
     info: dict[str, Any] = {
         "workdir": str(workdir),
         "steps": steps,

@@ -22,7 +22,7 @@ from genie_jax.config_loading import ConfigError
 from genie_jax.data import DataError
 from genie_jax.data.coinrun_builder import DATASET_NAME
 from genie_jax.data.pipeline import make_eval_iterator, make_train_iterator, to_global_batch
-from genie_jax.train.checkpoint import Checkpointer
+from genie_jax.train.checkpoint import Checkpointer, step_dirs
 from genie_jax.train.logging import Progress, create_writer
 from genie_jax.train.mesh import make_mesh
 from genie_jax.train.pretrained import load_pretrained_params
@@ -243,7 +243,7 @@ def train(
 
 
 def _has_checkpoint(directory: pathlib.Path) -> bool:
-    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+    return bool(step_dirs(directory))
 
 
 def _load_pretrained(state, pretrained: dict[str, str]):
