@@ -27,7 +27,12 @@ import pathlib
 import sys
 import time
 
-from genie_jax.train.distributed import add_cli_options, initialize_from_args
+from genie_jax.train.distributed import (
+    add_cli_options,
+    exit_after_peer_lost,
+    initialize_from_args,
+    peer_lost_message,
+)
 
 # The commands that use devices: each joins a multi-process run (if any) before anything else.
 DEVICE_COMMANDS = ("train", "play", "eval", "bench", "demo")
@@ -375,6 +380,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.debug:
             raise
         raise SystemExit(f"genie {args.command}: error: {error}") from None
+    except Exception as error:
+        lost = None if args.debug else peer_lost_message(error)
+        if lost is None:
+            raise
+        exit_after_peer_lost(f"genie {args.command}: error: {lost}")
     # stderr: a benchmark's last stdout line is its JSON.
     print(f"[{time.perf_counter() - tic:.0f}s]", file=sys.stderr)
 

@@ -19,7 +19,12 @@ import os
 import sys
 
 from genie_jax.cli import add_bench_train_options, parse_seed_range, user_errors
-from genie_jax.train.distributed import add_cli_options, initialize_from_args
+from genie_jax.train.distributed import (
+    add_cli_options,
+    exit_after_peer_lost,
+    initialize_from_args,
+    peer_lost_message,
+)
 
 DEVICE_COMMANDS = ("train", "eval", "bench")  # each joins a multi-process run (if any) first
 
@@ -209,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        lost = None if args.debug else peer_lost_message(error)
+        if lost is None:
+            raise
+        exit_after_peer_lost(f"wam {args.command}: error: {lost}")
     return 0
 
 

@@ -222,6 +222,8 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
     config.eval_every = {"smoke": 100, "cpu": 500}.get(cadence, 5_000)
     config.eval_batches = {"smoke": 2, "cpu": 4}.get(cadence, 50)
     config.checkpoint_every = {"smoke": 100, "cpu": 500}.get(cadence, 5_000)
+    # Retention deletes old steps only after a new one is committed; keep at least 2 so a
+    # checkpoint damaged after it was written (disk, copy) still has one to fall back to.
     config.max_to_keep = 3
     # True: a step whose loss or new parameters are NaN/Inf keeps the previous state (counted
     # in train/skipped_updates) instead of stopping the run.

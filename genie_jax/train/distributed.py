@@ -25,6 +25,7 @@ import dataclasses
 import glob
 import os
 import pathlib
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -44,6 +45,19 @@ class DistributedConfigError(ValueError):
 
 # jax's own default: a dead peer is noticed within about this long (then every process exits).
 DEFAULT_HEARTBEAT_TIMEOUT_S = 100
+# Exit status of a process whose run lost a peer (distinct from 1, a crash, and 2, bad input).
+PEER_LOST_EXIT = 3
+# How a collective or the coordination service reports a process that died (gloo on CPU, NCCL on
+# GPU, the coordination service's heartbeat on all backends).
+_PEER_LOST_MARKERS = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "broken pipe",
+    "gloo",
+    "nccl",
+    "heartbeat timeout",
+    "tasks are unhealthy",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +173,38 @@ def initialize_distributed(
     if log:
         print(info.line(), flush=True)
     return info
+
+
+def peer_lost_message(error: BaseException) -> str | None:
+    """One line for an error that means another process of this run died, else None.
+
+    Only in a multi-process run: a collective whose peer is gone fails in the survivors, which
+    cannot go on (the global arrays are incomplete). The line names the error's first line.
+    """
+    import jax
+
+    if jax.process_count() < 2 or not isinstance(error, jax.errors.JaxRuntimeError):
+        return None
+    text = str(error).strip()
+    if not any(marker in text.lower() for marker in _PEER_LOST_MARKERS):
+        return None
+    first = (text.splitlines() or [type(error).__name__])[0]
+    return (
+        f"process {jax.process_index()} of {jax.process_count()} lost a peer ({first}); "
+        "the run cannot go on: start every process again and it resumes from the last "
+        "checkpoint (`genie ckpt info --workdir W` shows which)"
+    )
+
+
+def exit_after_peer_lost(line: str) -> None:
+    """Prints `line` and ends the process at once with PEER_LOST_EXIT.
+
+    `os._exit`, not SystemExit: a normal exit runs jax's distributed shutdown, whose barrier
+    cannot complete without the lost peer and aborts the process with a multi-line C++ log.
+    """
+    sys.stdout.flush()
+    print(f"\n{line}", file=sys.stderr, flush=True)  # a progress bar may hold the line
+    os._exit(PEER_LOST_EXIT)
 
 
 def add_cli_options(parser: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:

@@ -14,6 +14,7 @@ import pytest
 from genie_jax import cli as genie_cli
 from genie_jax.train import distributed
 from genie_jax.train.distributed import (
+    PEER_LOST_EXIT,
     DistributedConfigError,
     initialize_distributed,
     plan_distributed,
@@ -168,7 +169,7 @@ def _free_port() -> int:
 def test_two_processes_train_checkpoint_and_a_dead_peer_ends_the_run(coinrun_dir, tmp_path):
     """`genie train tokenizer` twice, joined by JAX_* variables (2 processes x 2 CPU devices):
     both train and write a checkpoint together; then process 1 is killed and process 0 exits
-    with an error within the heartbeat timeout instead of waiting for it forever."""
+    with a one-line error (not a traceback) instead of waiting for it forever."""
     workdir = tmp_path / "run"
     overrides = {**TINY_TOKENIZER, "tokenizer.num_steps": 100_000, "checkpoint_every": 2}
     argv = [sys.executable, "-m", "genie_jax.cli", "train", "tokenizer"]
@@ -211,5 +212,24 @@ def test_two_processes_train_checkpoint_and_a_dead_peer_ends_the_run(coinrun_dir
         assert f"distributed: process {i} of 2, 4 devices (2 local)" in log.read_text()
     assert (workdir / "checkpoints" / "2" / "commit_success.txt").is_file()  # written by both
     assert (workdir / "config.json").is_file()
-    assert workers[0].returncode != 0, logs[0].read_text()[-3000:]
+    survivor = logs[0].read_text()
+    assert workers[0].returncode == PEER_LOST_EXIT, survivor[-3000:]
     assert waited < 300, waited
+    # One readable line, not a Python traceback nor the coordination service's C++ abort log.
+    (line,) = [line for line in survivor.splitlines() if line.startswith("genie train: error:")]
+    assert line.startswith("genie train: error: process 0 of 2 lost a peer ("), survivor[-3000:]
+    assert "Traceback" not in survivor and "Check failure" not in survivor, survivor[-3000:]
+
+
+def test_only_a_collective_that_lost_its_peer_counts_as_a_lost_peer(monkeypatch):
+    lost = jax.errors.JaxRuntimeError(
+        "UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error: Connection reset by peer\nmore"
+    )
+    oom = jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1 bytes")
+    assert distributed.peer_lost_message(lost) is None  # one process: an ordinary error
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    line = distributed.peer_lost_message(lost)
+    assert line.startswith("process 0 of 2 lost a peer (UNKNOWN: Gloo AllGather failed:")
+    assert "\n" not in line and "more" not in line
+    assert distributed.peer_lost_message(oom) is None
+    assert distributed.peer_lost_message(ValueError("Connection reset by peer")) is None

@@ -1,6 +1,7 @@
 """Preemption for real: a `genie train` process killed by SIGKILL at random moments (once while a
 checkpoint is being written) and stopped by SIGTERM resumes, each time, to the parameters and
-data order of an uninterrupted run, bit for bit."""
+data order of an uninterrupted run, bit for bit; with one checkpoint kept, no kill loses the
+committed one."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import time
 
 import numpy as np
 
+from genie_jax.train.checkpoint import step_dirs
 from genie_jax.train.checkpoint_info import checkpoint_info
 from genie_jax.train.loop import train
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
@@ -23,6 +25,8 @@ SETTINGS = {
     "tokenizer.num_steps": STEPS,
     "checkpoint_every": 2,
     "eval_every": 100,
+    # One checkpoint kept: a save cut short must not have cost the one before it.
+    "max_to_keep": 1,
 }
 
 
@@ -100,9 +104,14 @@ def test_kills_and_a_preemption_notice_match_an_uninterrupted_run(
             _wait_for(lambda t=target: _logged_step(workdir) >= t, process)
             time.sleep(float(rng.uniform(0.0, 0.2)))
         assert process.poll() is None, "the run ended before the kills were done"
+        committed = max(step_dirs(workdir / "checkpoints"), default=0)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         kills += 1
+        # Retention deletes an old step only after the new one is committed.
+        assert max(step_dirs(workdir / "checkpoints"), default=0) >= committed
+        if kills == 2 and committed:
+            assert checkpoint_info(workdir)["latest_good"] >= committed
     assert during_save
 
     process = _start(coinrun_dir, workdir)
