@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # this process is the command (not a call from Python)
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -198,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command in DEVICE_COMMANDS:
-            initialize_from_args(args)
+            # One line for the distributed runtime's own fatal errors, too (not under --debug).
+            label = f"wam {args.command}" if as_program and not args.debug else None
+            initialize_from_args(args, error_label=label)
         if args.command == "data":
             _data(args)
         elif args.command == "train":

@@ -31,6 +31,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from genie_jax.train.runtime_log import rewrite_fatal_runtime_log
+
 MODES = ("auto", "on", "off")
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
@@ -136,13 +138,17 @@ def initialize_distributed(
     environ: Mapping[str, str] | None = None,
     log: bool = True,
     heartbeat_timeout_s: int = DEFAULT_HEARTBEAT_TIMEOUT_S,
+    error_label: str | None = None,
 ) -> DistributedInfo:
     """Joins the processes of a multi-host run when `mode` asks for it or detects one.
 
     Must run before any other JAX call that touches devices. Prints one line: process index
     and count, global and local devices, and how that was decided. A process that stops
     answering for `heartbeat_timeout_s` (killed, preempted, its host gone) makes every other
-    process of the run exit with an error instead of waiting for it forever.
+    process of the run exit with an error instead of waiting for it forever. With
+    `error_label` (the command, e.g. `genie train`; for a program's own process only: it forks
+    a helper and takes over stderr), that error is one line opened by the label instead of
+    jax's C++ abort log (`runtime_log.py`).
     """
     plan = plan_distributed(
         mode,
@@ -151,6 +157,11 @@ def initialize_distributed(
         process_id=process_id,
         environ=environ,
     )
+    if plan.initialize and error_label:
+        who = "this process"
+        if "process_id" in plan.kwargs:
+            who = f"process {plan.kwargs['process_id']} of {plan.kwargs['num_processes']}"
+        rewrite_fatal_runtime_log(error_label, who)  # before jax starts any thread
     import jax
 
     reason = plan.reason
@@ -254,7 +265,9 @@ def add_cli_options(parser: argparse.ArgumentParser, *, in_subcommand: bool = Fa
     )
 
 
-def initialize_from_args(args: argparse.Namespace) -> DistributedInfo:
+def initialize_from_args(
+    args: argparse.Namespace, error_label: str | None = None
+) -> DistributedInfo:
     """`initialize_distributed` with the options `add_cli_options` put on `args`."""
     return initialize_distributed(
         getattr(args, "distributed", "auto"),
@@ -262,6 +275,7 @@ def initialize_from_args(args: argparse.Namespace) -> DistributedInfo:
         num_processes=getattr(args, "num_processes", None),
         process_id=getattr(args, "process_id", None),
         heartbeat_timeout_s=getattr(args, "heartbeat_timeout", DEFAULT_HEARTBEAT_TIMEOUT_S),
+        error_label=error_label,
     )
 
 
