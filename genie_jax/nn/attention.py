@@ -2,11 +2,24 @@
 
 `jax.nn.dot_product_attention` lowers to cuDNN flash attention on GPUs (bf16/fp16) and to
 plain XLA elsewhere, so the same module runs on a laptop CPU, a GPU and a TPU.
+
+On CPU, XLA writes the whole [S, K, L, L] score tensor to memory for each step of the softmax
+and of its backward pass; at 256 tokens a frame that is 32 MiB a layer for 32 frames, read and
+written about a dozen times. `attend` then runs the sequences a few at a time under `lax.map`
+(scores that fit in cache) and recomputes each chunk's scores in the backward pass instead of
+keeping them, the way flash attention does on accelerators. Same operations per sequence;
+only the order of the loop differs.
 """
+
+import contextlib
+import contextvars
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+CPU_CHUNK_SCORE_BYTES = 4 << 20  # fp32 scores a chunk; best of 1-16 MiB on 2 cores (NOTES.md)
 
 
 class Attention(nn.Module):
@@ -68,7 +81,7 @@ class Attention(nn.Module):
             q_SLKH = self._rms_norm("q_norm", q_SLKH)
             k_SLKH = self._rms_norm("k_norm", k_SLKH)
         if kv_cache is None:
-            out_SLKH = jax.nn.dot_product_attention(q_SLKH, k_SLKH, v_SLKH, is_causal=causal)
+            out_SLKH = attend(q_SLKH, k_SLKH, v_SLKH, causal=causal)
             return jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))
         if not causal:
             raise ValueError("a KV cache only makes sense for causal attention")
@@ -94,6 +107,67 @@ class Attention(nn.Module):
             name=name,
         )(x_SLKH.astype(jnp.float32))
         return normed.astype(self.dtype)
+
+
+_CHUNK_ON_CPU = contextvars.ContextVar("chunk_attention_on_cpu", default=True)
+
+
+@contextlib.contextmanager
+def accelerator_attention():
+    """Traces the accelerator's attention (no chunks) on CPU too: `genie plan --xla` compiles
+    on CPU to check a plan made for accelerators. It acts when a function is traced, so a
+    jitted function traced before keeps its form."""
+    token = _CHUNK_ON_CPU.set(False)
+    try:
+        yield
+    finally:
+        _CHUNK_ON_CPU.reset(token)
+
+
+def cpu_chunks(shape_SLKH: tuple[int, ...]) -> int:
+    """How many chunks `attend` splits the S sequences into: 1 (no split) off CPU or when all
+    scores fit in CPU_CHUNK_SCORE_BYTES, else the smallest divisor of S that brings a chunk
+    under it (or S, one sequence at a time)."""
+    if jax.default_backend() != "cpu" or not _CHUNK_ON_CPU.get():
+        return 1
+    sequences, length, heads, _ = shape_SLKH
+    per_chunk = max(1, CPU_CHUNK_SCORE_BYTES // (heads * length * length * 4))
+    if per_chunk >= sequences:
+        return 1
+    wanted = math.ceil(sequences / per_chunk)
+    return next(n for n in range(wanted, sequences + 1) if sequences % n == 0)
+
+
+def attend(
+    q_SLKH: jax.Array,
+    k_SLKH: jax.Array,
+    v_SLKH: jax.Array,
+    *,
+    causal: bool,
+    chunks: int | None = None,
+) -> jax.Array:
+    """`jax.nn.dot_product_attention` over S independent sequences, in `chunks` rematerialized
+    chunks of S (default `cpu_chunks`; see the module docstring).
+
+    Chunk i holds sequences i, i + chunks, i + 2 * chunks, ...: where S is sharded (batch over
+    devices), each device keeps working on its own sequences and nothing moves between them.
+    """
+    chunks = cpu_chunks(q_SLKH.shape) if chunks is None else chunks
+    if chunks == 1:
+        return jax.nn.dot_product_attention(q_SLKH, k_SLKH, v_SLKH, is_causal=causal)
+    sequences = q_SLKH.shape[0]
+    if sequences % chunks:
+        raise ValueError(f"{sequences} sequences do not split into {chunks} chunks")
+
+    def split(x_SLKH):  # [S, ...] -> [chunks, S / chunks, ...], chunk i = every chunks-th
+        return jnp.swapaxes(x_SLKH.reshape(sequences // chunks, chunks, *x_SLKH.shape[1:]), 0, 1)
+
+    @jax.checkpoint
+    def one_chunk(qkv):
+        return jax.nn.dot_product_attention(*qkv, is_causal=causal)
+
+    out_NCLKH = jax.lax.map(one_chunk, (split(q_SLKH), split(k_SLKH), split(v_SLKH)))
+    return jnp.swapaxes(out_NCLKH, 0, 1).reshape(q_SLKH.shape)
 
 
 def _attend_with_cache(

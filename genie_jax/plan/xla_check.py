@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from genie_jax.nn.attention import accelerator_attention
 from genie_jax.plan.state_bytes import PlanError, task_optimizer
 from genie_jax.train.mesh import MESH_AXES, make_mesh
 from genie_jax.train.sharding import rules_from_config
@@ -48,7 +49,8 @@ def compiled_costs(
     size = config.frame_size
     video = jax.ShapeDtypeStruct((batch, config.clip_len, size, size, channels), jnp.uint8)
     step = jit_train_step(task.train_step, mesh, shardings, rules)
-    compiled = step.lower(abstract, {"video": video}, jax.random.key(0)).compile()
+    with accelerator_attention():  # the plan is for accelerators: no CPU-only chunking
+        compiled = step.lower(abstract, {"video": video}, jax.random.key(0)).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost  # older jax returned one per program
     memory = compiled.memory_analysis()
