@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from genie_jax.train.runtime_log import rewrite_fatal_runtime_log
+from genie_jax.train.runtime_log import LOST_PEER_HINT, rewrite_fatal_runtime_log
 
 MODES = ("auto", "on", "off")
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
@@ -200,11 +200,8 @@ def peer_lost_message(error: BaseException) -> str | None:
     if not any(marker in text.lower() for marker in _PEER_LOST_MARKERS):
         return None
     first = (text.splitlines() or [type(error).__name__])[0]
-    return (
-        f"process {jax.process_index()} of {jax.process_count()} lost a peer ({first}); "
-        "the run cannot go on: start every process again and it resumes from the last "
-        "checkpoint (`genie ckpt info --workdir W` shows which)"
-    )
+    who = f"process {jax.process_index()} of {jax.process_count()}"
+    return f"{who} lost a peer ({first}); {LOST_PEER_HINT}"
 
 
 def exit_after_peer_lost(line: str) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 _FATAL_LOG = re.compile(rb"F\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w./-]+:\d+\] ")
 _LONGEST_PREFIX = 128  # longer than any such prefix: a tail this short may still become one
 _RUNTIME = b"JAX distributed service"
-_HINT = (
+LOST_PEER_HINT = (
     "the run cannot go on: start every process again and it resumes from the last checkpoint "
     "(`genie ckpt info --workdir W` shows which)"
 )
@@ -72,7 +72,7 @@ def rewrite_chunks(
         write(data[:cut])
         pending = data[cut:]
     if held and _RUNTIME in held:
-        write(f"\n{label}: error: {who} lost a peer ({_status(held)}); {_HINT}\n".encode())
+        write(f"\n{label}: error: {who} lost a peer ({_status(held)}); {LOST_PEER_HINT}\n".encode())
     else:
         write(pending + bytes(held))
 
