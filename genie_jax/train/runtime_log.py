@@ -31,7 +31,10 @@ LOST_PEER_HINT = (
 
 def rewrite_fatal_runtime_log(label: str, who: str) -> None:
     """Starts the helper (see the module docstring). `label` opens the line (`genie train`),
-    `who` names this process (`process 1 of 2`). Call before jax is imported."""
+    `who` names this process (`process 1 of 2`). Call before jax is imported. Where there is
+    no fork (Windows), jax's log stays as it is."""
+    if not hasattr(os, "fork"):
+        return
     read_fd, write_fd = os.pipe()
     if os.fork() == 0:  # the helper: reads the pipe until the process is gone
         os.close(write_fd)
