@@ -29,9 +29,8 @@ import time
 
 from genie_jax.train.distributed import (
     add_cli_options,
-    exit_after_peer_lost,
+    exit_if_peer_lost,
     initialize_from_args,
-    peer_lost_message,
 )
 
 # The commands that use devices: each joins a multi-process run (if any) before anything else.
@@ -384,10 +383,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         raise SystemExit(f"genie {args.command}: error: {error}") from None
     except Exception as error:
-        lost = None if args.debug else peer_lost_message(error)
-        if lost is None:
-            raise
-        exit_after_peer_lost(f"genie {args.command}: error: {lost}")
+        if not args.debug:
+            exit_if_peer_lost(error, f"genie {args.command}")
+        raise
     # stderr: a benchmark's last stdout line is its JSON.
     print(f"[{time.perf_counter() - tic:.0f}s]", file=sys.stderr)
 

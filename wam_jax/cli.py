@@ -21,9 +21,8 @@ import sys
 from genie_jax.cli import add_bench_train_options, parse_seed_range, user_errors
 from genie_jax.train.distributed import (
     add_cli_options,
-    exit_after_peer_lost,
+    exit_if_peer_lost,
     initialize_from_args,
-    peer_lost_message,
 )
 
 DEVICE_COMMANDS = ("train", "eval", "bench")  # each joins a multi-process run (if any) first
@@ -218,10 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        lost = None if args.debug else peer_lost_message(error)
-        if lost is None:
-            raise
-        exit_after_peer_lost(f"wam {args.command}: error: {lost}")
+        if not args.debug:
+            exit_if_peer_lost(error, f"wam {args.command}")
+        raise
     return 0
 
 

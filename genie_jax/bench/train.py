@@ -273,14 +273,17 @@ def bench_train(
     compiled = train_step.lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - tic
 
-    # XLA counts a loop body once, so the FLOPs come from the step with unchunked attention
-    # (the same model FLOPs; the chunks' recomputation is not model work).
-    def unchunked_step(*args):  # a new function: jax would reuse the chunked step's trace
-        return task.train_step(*args)
+    flops_per_device = _flops_per_device(compiled)
+    if jax.default_backend() == "cpu":
+        # XLA counts a loop body once, so on CPU (chunked attention, `attend`) the FLOPs come
+        # from the step with unchunked attention: the same model FLOPs, without the chunks'
+        # recomputation. Elsewhere nothing is chunked and the step above counts.
+        def unchunked_step(*args):  # a new function: jax would reuse the chunked step's trace
+            return task.train_step(*args)
 
-    with accelerator_attention():
-        unchunked = jit_train_step(unchunked_step, mesh, shardings, rules)
-        flops_per_device = _flops_per_device(unchunked.lower(state, batch, rng).compile())
+        with accelerator_attention():
+            unchunked = jit_train_step(unchunked_step, mesh, shardings, rules)
+            flops_per_device = _flops_per_device(unchunked.lower(state, batch, rng).compile())
     metrics = {}
 
     def run_step(step_batch):

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from genie_jax.train.runtime_log import LOST_PEER_HINT, rewrite_fatal_runtime_log
+from genie_jax.train.runtime_log import lost_peer_line, rewrite_fatal_runtime_log
 
 MODES = ("auto", "on", "off")
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
@@ -200,18 +200,22 @@ def peer_lost_message(error: BaseException) -> str | None:
     if not any(marker in text.lower() for marker in _PEER_LOST_MARKERS):
         return None
     first = (text.splitlines() or [type(error).__name__])[0]
-    who = f"process {jax.process_index()} of {jax.process_count()}"
-    return f"{who} lost a peer ({first}); {LOST_PEER_HINT}"
+    return lost_peer_line(f"process {jax.process_index()} of {jax.process_count()}", first)
 
 
-def exit_after_peer_lost(line: str) -> None:
-    """Prints `line` and ends the process at once with PEER_LOST_EXIT.
+def exit_if_peer_lost(error: BaseException, label: str) -> None:
+    """When `error` means a lost peer (`peer_lost_message`), prints `<label>: error: <line>`
+    and ends the process at once with PEER_LOST_EXIT; returns otherwise.
 
     `os._exit`, not SystemExit: a normal exit runs jax's distributed shutdown, whose barrier
     cannot complete without the lost peer and aborts the process with a multi-line C++ log.
     """
+    lost = peer_lost_message(error)
+    if lost is None:
+        return
     sys.stdout.flush()
-    print(f"\n{line}", file=sys.stderr, flush=True)  # a progress bar may hold the line
+    # A leading newline: a progress bar may hold the line.
+    print(f"\n{label}: error: {lost}", file=sys.stderr, flush=True)
     os._exit(PEER_LOST_EXIT)
 
 

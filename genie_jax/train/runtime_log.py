@@ -29,6 +29,11 @@ LOST_PEER_HINT = (
 )
 
 
+def lost_peer_line(who: str, cause: str) -> str:
+    """`<who> lost a peer (<cause>); <what to do>` (the error after `<command>: error: `)."""
+    return f"{who} lost a peer ({cause}); {LOST_PEER_HINT}"
+
+
 def rewrite_fatal_runtime_log(label: str, who: str) -> None:
     """Starts the helper (see the module docstring). `label` opens the line (`genie train`),
     `who` names this process (`process 1 of 2`). Call before jax is imported. Where there is
@@ -75,7 +80,7 @@ def rewrite_chunks(
         write(data[:cut])
         pending = data[cut:]
     if held and _RUNTIME in held:
-        write(f"\n{label}: error: {who} lost a peer ({_status(held)}); {LOST_PEER_HINT}\n".encode())
+        write(f"\n{label}: error: {lost_peer_line(who, _status(held))}\n".encode())
     else:
         write(pending + bytes(held))
 
