@@ -52,7 +52,15 @@ def add_bench_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="train: untimed steps first")
     parser.add_argument("--batch-size", type=int, help="train: global batch (default: config's)")
     parser.add_argument(
-        "--matmul-size", type=int, default=4096, help="train: side of the peak-FLOP/s matmul"
+        "--matmul-size",
+        type=int,
+        help="train: side of the peak-FLOP/s matmul (default 8192 on accelerators, 4096 on CPU)",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=["auto", "xla", "cudnn"],
+        default="auto",
+        help="attention kernel: auto (cuDNN on a GPU for long bf16 sequences), or force one",
     )
 
 
@@ -160,6 +168,8 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
         num_frames=args.frames,
         prompt_frames=args.prompt_frames,
         repeats=args.repeats,
+        compare_full=not args.cached_only,
+        attention=args.attention,
     )
     line = json.dumps(result)
     if args.out:
@@ -182,6 +192,7 @@ def _bench_train(args: argparse.Namespace, rest: list[str]) -> None:
         warmup=args.warmup,
         batch_size=args.batch_size,
         matmul_size=args.matmul_size,
+        attention=args.attention,
         config_args=rest,
     )
     bench.emit(result, args.out)
@@ -313,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=16, help="rollout length T")
     bench.add_argument("--prompt-frames", type=int, default=1)
     bench.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up")
+    bench.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="sample: time the KV-cached rollout alone (skip the full-recompute comparison)",
+    )
     add_bench_train_options(bench)
     bench.add_argument("--out", help="also write the JSON here")
 

@@ -91,6 +91,7 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
         warmup=args.warmup,
         batch_size=args.batch_size,
         matmul_size=args.matmul_size,
+        attention=args.attention,
         config_args=rest,
     )
     emit(result, args.out)

@@ -9,9 +9,12 @@ model's own patch grid for the tokenizer and the LAM, the tokenizer's for the dy
 and the WAM). Pretrained parts (the dynamics model's tokenizer and LAM, the WAM's tokenizer)
 are randomly initialized, never loaded: a step costs the same either way.
 
-FLOPs come from XLA's cost analysis of the compiled step: one SPMD program per device, so the
-step's total is its count times the number of devices (work that the mesh replicates, such as
-the optimizer update under pure data parallelism, counts on every device). The peak is measured
+FLOPs come from XLA's cost analysis of the step as lowered, before it is partitioned over
+devices and before attention becomes a kernel: the whole step's count, taken from a trace with
+XLA's plain attention. The compiled step would not do: XLA counts a loop body once (the CPU's
+chunked attention) and gives a custom call no FLOPs (cuDNN's flash attention). Rematerialized
+blocks count twice, as they run. Per device is that total over the number of devices; within
+0.5% of the compiled CPU step's own count at the tiny sizes (NOTES.md). The peak is measured
 in the same process: one `matmul_size`-square matmul per device in the step's compute dtype,
 sharded over the same devices. `mfu` is then model_flops_per_step / step_time_s /
 measured_peak_flops: a fraction of what this machine does, not of a data-sheet figure.
@@ -42,7 +45,7 @@ from genie_jax.config_loading import ConfigError
 from genie_jax.data import DataError
 from genie_jax.data.coinrun_builder import DATASET_NAME
 from genie_jax.data.pipeline import make_train_iterator, to_global_batch
-from genie_jax.nn.attention import accelerator_attention
+from genie_jax.nn.attention import accelerator_attention, attention_kernels
 from genie_jax.train.mesh import make_mesh
 from genie_jax.train.sharding import batch_sharding, rules_from_config
 from genie_jax.train.state import create_train_state, freeze_groups, make_optimizer
@@ -149,13 +152,40 @@ def peak_memory() -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib, "process peak RSS"
 
 
-def _flops_per_device(compiled) -> float | None:
-    """XLA's FLOP count of one device's program, or None where the backend gives none."""
-    cost = compiled.cost_analysis()
+def _flops(cost) -> float | None:
+    """The FLOP count of an XLA cost analysis, or None where the backend gives none."""
     if isinstance(cost, list | tuple):  # older JAX: one dict per program
         cost = cost[0] if cost else None
     flops = (cost or {}).get("flops")
     return float(flops) if flops and flops > 0 else None
+
+
+def step_flops(step: Callable, mesh, shardings, rules, *args) -> float | None:
+    """The whole step's FLOPs (see the module docstring): XLA's count of the lowered step,
+    traced afresh with plain, unchunked XLA attention."""
+
+    def plain_attention_step(*step_args):  # a new function: jax would reuse an earlier trace
+        return step(*step_args)
+
+    with accelerator_attention(), attention_kernels("xla"):
+        lowered = jit_train_step(plain_attention_step, mesh, shardings, rules).lower(*args)
+        return _flops(lowered.cost_analysis())
+
+
+def default_matmul_size() -> int:
+    """Side of the peak-FLOP/s matmul: 8192 on accelerators (a 4096 matmul leaves an H100
+    short of its rate, which would inflate MFU), 4096 on CPU (a few seconds on 2 cores)."""
+    return 4096 if jax.default_backend() == "cpu" else 8192
+
+
+def cudnn_attention_calls(compiled) -> int:
+    """Mentions of cuDNN's fused attention in the compiled step (its forward and backward
+    calls): 0 when the attention kernel choice produced none."""
+    try:
+        text = compiled.as_text()
+    except Exception:  # some backends give no text; then nothing is claimed
+        return 0
+    return text.count("__cudnn$fmha")
 
 
 def _mesh(config: ml_collections.ConfigDict, batch_size: int) -> Mesh:
@@ -241,13 +271,16 @@ def bench_train(
     steps: int = 10,
     warmup: int = 2,
     batch_size: int | None = None,
-    matmul_size: int = 4096,
+    matmul_size: int | None = None,
+    attention: str = "auto",
     config_args: Sequence[str] = (),
     seed: int = 0,
 ) -> dict:
     """Times `bench`'s train step (and the input pipeline with `config.data_dir`); see the
-    module docstring for what each figure means. `config_args` (`--config F.py:v
-    --config.k=x ...`) only label the result."""
+    module docstring for what each figure means. `attention` forces an attention kernel
+    (`attention_kernels`); `matmul_size` defaults to `default_matmul_size()`. `config_args`
+    (`--config F.py:v --config.k=x ...`) only label the result."""
+    matmul_size = matmul_size or default_matmul_size()
     if steps < 1 or warmup < 0 or matmul_size < 1:
         raise ConfigError(
             f"need steps >= 1, warmup >= 0, matmul size >= 1; got {steps}, {warmup}, {matmul_size}"
@@ -270,20 +303,11 @@ def bench_train(
     rng = jax.random.key(config.seed + 1)
 
     tic = time.perf_counter()
-    compiled = train_step.lower(state, batch, rng).compile()
+    with attention_kernels(attention):
+        compiled = train_step.lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - tic
 
-    flops_per_device = _flops_per_device(compiled)
-    if jax.default_backend() == "cpu":
-        # XLA counts a loop body once, so on CPU (chunked attention, `attend`) the FLOPs come
-        # from the step with unchunked attention: the same model FLOPs, without the chunks'
-        # recomputation. Elsewhere nothing is chunked and the step above counts.
-        def unchunked_step(*args):  # a new function: jax would reuse the chunked step's trace
-            return task.train_step(*args)
-
-        with accelerator_attention():
-            unchunked = jit_train_step(unchunked_step, mesh, shardings, rules)
-            flops_per_device = _flops_per_device(unchunked.lower(state, batch, rng).compile())
+    model_flops = step_flops(task.train_step, mesh, shardings, rules, state, batch, rng)
     metrics = {}
 
     def run_step(step_batch):
@@ -303,7 +327,6 @@ def bench_train(
     peak_bytes, peak_source = peak_memory()  # before the matmul adds its buffers
     peak_flops = measure_peak_flops(mesh, bench.dtype, matmul_size)
     num_devices = mesh.devices.size
-    model_flops = None if flops_per_device is None else flops_per_device * num_devices
     tokens = batch_size * bench.frames * bench.tokens_per_frame
     device = jax.devices()[0]
     spec, overrides = split_config_args(config_args)
@@ -335,10 +358,14 @@ def bench_train(
         "loss": loss,
         "peak_memory_bytes": peak_bytes,
         "peak_memory_source": peak_source,
+        "attention": attention,
+        "cudnn_attention_calls": cudnn_attention_calls(compiled),
         "matmul_size": matmul_size,
         "measured_peak_flops": peak_flops,
         "model_flops_per_step": model_flops,
-        "model_flops_per_step_per_device": flops_per_device,
+        "model_flops_per_step_per_device": (
+            None if model_flops is None else model_flops / num_devices
+        ),
         "mfu": None if model_flops is None else model_flops / step_time_s / peak_flops,
     }
     if config.data_dir:

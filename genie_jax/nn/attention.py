@@ -1,7 +1,11 @@
 """Multi-head self-attention through `jax.nn.dot_product_attention`.
 
-`jax.nn.dot_product_attention` lowers to cuDNN flash attention on GPUs (bf16/fp16) and to
-plain XLA elsewhere, so the same module runs on a laptop CPU, a GPU and a TPU.
+Which kernel runs (`attention_kernel`): on a GPU, attention over long sequences in bf16/fp16
+goes to cuDNN's fused flash attention (`implementation="cudnn"`); everything else (CPU, TPU,
+fp32, and short sequences such as temporal attention over 16 frames, whose scores are tiny)
+uses XLA's own lowering. `jax.nn.dot_product_attention` picks XLA when asked for no
+implementation, so the choice is made here. `attention_kernels("xla")` forces one for a
+comparison (`genie bench train --attention xla`).
 
 On CPU, XLA writes the whole [S, K, L, L] score tensor to memory for each step of the softmax
 and of its backward pass; at 256 tokens a frame that is 32 MiB a layer for 32 frames, read and
@@ -20,6 +24,10 @@ import jax
 import jax.numpy as jnp
 
 CPU_CHUNK_SCORE_BYTES = 4 << 20  # fp32 scores a chunk; best of 1-16 MiB on 2 cores (NOTES.md)
+# Shortest sequence that `auto` sends to cuDNN: below it the [L, L] scores are small enough
+# that a fused kernel saves next to nothing.
+CUDNN_MIN_LENGTH = 64
+ATTENTION_KERNELS = ("auto", "xla", "cudnn")
 
 
 class Attention(nn.Module):
@@ -110,6 +118,38 @@ class Attention(nn.Module):
 
 
 _CHUNK_ON_CPU = contextvars.ContextVar("chunk_attention_on_cpu", default=True)
+_KERNEL = contextvars.ContextVar("attention_kernel", default="auto")
+
+
+@contextlib.contextmanager
+def attention_kernels(kernel: str):
+    """Traces attention with `kernel` ("auto", "xla" or "cudnn") instead of the automatic
+    choice. Like `accelerator_attention`, it acts when a function is traced."""
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}; choose from {ATTENTION_KERNELS}")
+    token = _KERNEL.set(kernel)
+    try:
+        yield
+    finally:
+        _KERNEL.reset(token)
+
+
+def attention_kernel(shape_SLKH: tuple[int, ...], dtype) -> str:
+    """The `implementation` for `jax.nn.dot_product_attention`: "cudnn" on a GPU for bf16/fp16
+    sequences of at least CUDNN_MIN_LENGTH with a head size cuDNN takes (a multiple of 8, at
+    most 128), else "xla"; or what `attention_kernels` forces."""
+    forced = _KERNEL.get()
+    if forced != "auto":
+        return forced
+    _, length, _, head_dim = shape_SLKH
+    fused = (
+        jax.default_backend() == "gpu"
+        and jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+        and length >= CUDNN_MIN_LENGTH
+        and head_dim % 8 == 0
+        and head_dim <= 128
+    )
+    return "cudnn" if fused else "xla"
 
 
 @contextlib.contextmanager
@@ -154,7 +194,10 @@ def attend(
     """
     chunks = cpu_chunks(q_SLKH.shape) if chunks is None else chunks
     if chunks == 1:
-        return jax.nn.dot_product_attention(q_SLKH, k_SLKH, v_SLKH, is_causal=causal)
+        kernel = attention_kernel(q_SLKH.shape, q_SLKH.dtype)
+        return jax.nn.dot_product_attention(
+            q_SLKH, k_SLKH, v_SLKH, is_causal=causal, implementation=kernel
+        )
     sequences = q_SLKH.shape[0]
     if sequences % chunks:
         raise ValueError(f"{sequences} sequences do not split into {chunks} chunks")

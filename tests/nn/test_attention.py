@@ -68,3 +68,25 @@ def test_the_accelerator_form_can_be_asked_for_on_cpu():
     with accelerator_attention():
         assert cpu_chunks((32, 256, 4, 16)) == 1
     assert cpu_chunks((32, 256, 4, 16)) == 8
+
+
+def test_cudnn_only_for_long_half_precision_sequences_on_a_gpu(monkeypatch):
+    from genie_jax.nn import attention
+
+    bf16, f32 = jnp.bfloat16, jnp.float32
+    assert attention.attention_kernel((32, 256, 8, 64), bf16) == "xla"  # this CPU
+    monkeypatch.setattr(attention.jax, "default_backend", lambda: "gpu")
+    assert attention.attention_kernel((32, 256, 8, 64), bf16) == "cudnn"  # spatial
+    assert attention.attention_kernel((32, 256, 8, 64), jnp.float16) == "cudnn"
+    assert attention.attention_kernel((9216, 16, 8, 64), bf16) == "xla"  # temporal: tiny scores
+    assert attention.attention_kernel((32, 256, 8, 64), f32) == "xla"  # cuDNN needs bf16/fp16
+    assert attention.attention_kernel((32, 256, 2, 12), bf16) == "xla"  # head size not 8k
+    assert attention.attention_kernel((32, 256, 1, 256), bf16) == "xla"  # head size over 128
+    with attention.attention_kernels("xla"):
+        assert attention.attention_kernel((32, 256, 8, 64), bf16) == "xla"
+    monkeypatch.setattr(attention.jax, "default_backend", lambda: "cpu")
+    with attention.attention_kernels("cudnn"):
+        assert attention.attention_kernel((32, 256, 8, 64), f32) == "cudnn"
+    with pytest.raises(ValueError, match="unknown attention kernel 'flash'"):
+        with attention.attention_kernels("flash"):
+            pass
