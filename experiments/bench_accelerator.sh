@@ -5,25 +5,28 @@
 #   experiments/bench_accelerator.sh [OUT]        (default OUT: runs/bench_accelerator)
 #
 #   1. dynamics train step at case_study size in bf16 (MFU against a matmul measured in the
-#      same run), with the automatic attention kernel (cuDNN flash attention on a GPU);
+#      same run), batch 12, with the automatic attention kernel;
 #   2. cached MaskGIT sampling at case_study size (frames/s), batch 1;
-#   3. the same dynamics step with XLA's own attention, for comparison;
-#   4. cached sampling at batch 8; the dynamics step with remat "dots";
-#   5. tokenizer and LAM train steps at case_study size;
-#   6. the WAM step (BabyAI smoke sizes, bf16).
+#   3. tokenizer train step, batch 12, with cuDNN flash attention (auto) and with XLA's;
+#   4. the dynamics step at the case study's batch of 36 with remat "dots"; sampling at batch 8;
+#   5. LAM train step; the WAM step (BabyAI smoke sizes, bf16).
 #
-# Each run writes OUT/NAME.json (the benchmark's JSON line), OUT/NAME.log (its stderr) and a
-# line of OUT/summary.txt. Commands default to `uv run genie` / `uv run wam`; set GENIE and WAM
-# to run them another way (e.g. GENIE="python3 -m genie_jax.cli" where the dependencies are
-# installed already). RUN_LIMIT_S caps each run (default 150 s).
+# Every layer stack is scanned (one compiled block): unrolled, a case-study dynamics step did
+# not compile within 120 s on an H200, scanned it took 19 s. Batch 12: at 36 the dynamics step
+# with XLA's attention asked for 152 GiB (NOTES.md).
+#
+# Each run writes OUT/NAME.json (the benchmark's JSON line), OUT/NAME.log (its stderr, with
+# the phases timed) and a line of OUT/summary.txt. Commands default to `uv run genie` /
+# `uv run wam`; set GENIE and WAM to run them another way (e.g. GENIE="python3 -m genie_jax.cli"
+# where the dependencies are installed already). RUN_LIMIT_S caps each run (default 150 s).
 set -uo pipefail
 
 OUT=${1:-runs/bench_accelerator}
-GENIE=${GENIE:-uv run genie}
-WAM=${WAM:-uv run wam}
+read -r -a GENIE_CMD <<<"${GENIE:-uv run genie}"
+read -r -a WAM_CMD <<<"${WAM:-uv run wam}"
 RUN_LIMIT_S=${RUN_LIMIT_S:-150}
 COINRUN=experiments/configs/coinrun.py
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
 mkdir -p "${OUT}"
 started=$(date +%s)
 
@@ -32,7 +35,6 @@ run() {
   local name=$1 limit=$2
   shift 2
   echo "== ${name} ($(($(date +%s) - started)) s in)"
-  # shellcheck disable=SC2086
   timeout --signal=KILL "${limit}" "$@" >"${OUT}/${name}.out" 2>"${OUT}/${name}.log"
   local status=$?
   tail -n 1 "${OUT}/${name}.out" >"${OUT}/${name}.json"
@@ -56,18 +58,23 @@ EOF
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null \
   | tee "${OUT}/device.txt"
 
-CASE=(--config "${COINRUN}:case_study")
-run dynamics_case_study "${RUN_LIMIT_S}" ${GENIE} bench train --model dynamics "${CASE[@]}"
-run sample_case_study_b1 "${RUN_LIMIT_S}" ${GENIE} bench sample "${CASE[@]}" --cached-only \
+SCAN=(--config.tokenizer.model.scan_layers=True --config.lam.model.scan_layers=True
+  --config.dynamics.model.scan_layers=True)
+CASE=(--config "${COINRUN}:case_study" "${SCAN[@]}")
+run dynamics_case_study_b12 "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench train --model dynamics \
+  "${CASE[@]}" --batch-size 12
+run sample_case_study_b1 "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench sample "${CASE[@]}" --cached-only \
   --batch 1 --repeats 3
-run dynamics_case_study_xla_attention "${RUN_LIMIT_S}" ${GENIE} bench train --model dynamics \
-  "${CASE[@]}" --attention xla
-run sample_case_study_b8 "${RUN_LIMIT_S}" ${GENIE} bench sample "${CASE[@]}" --cached-only \
-  --batch 8 --repeats 3
-run dynamics_case_study_remat_dots "${RUN_LIMIT_S}" ${GENIE} bench train --model dynamics \
+run tokenizer_case_study_b12 "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench train --model tokenizer \
+  "${CASE[@]}" --batch-size 12
+run tokenizer_case_study_b12_xla_attention "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench train \
+  --model tokenizer "${CASE[@]}" --batch-size 12 --attention xla
+run dynamics_case_study_b36_remat_dots "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench train --model dynamics \
   "${CASE[@]}" --config.dynamics.model.remat_policy=dots
-run tokenizer_case_study "${RUN_LIMIT_S}" ${GENIE} bench train --model tokenizer "${CASE[@]}"
-run lam_case_study "${RUN_LIMIT_S}" ${GENIE} bench train --model lam "${CASE[@]}"
-run wam_smoke_bf16 "${RUN_LIMIT_S}" ${WAM} bench train --config experiments/configs/babyai.py:smoke \
+run sample_case_study_b8 "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench sample "${CASE[@]}" --cached-only \
+  --batch 8 --repeats 3
+run lam_case_study_b12 "${RUN_LIMIT_S}" "${GENIE_CMD[@]}" bench train --model lam "${CASE[@]}" \
+  --batch-size 12
+run wam_smoke_bf16 "${RUN_LIMIT_S}" "${WAM_CMD[@]}" bench train --config experiments/configs/babyai.py:smoke \
   --config.wam.model.dtype=bfloat16
 echo "== done ($(($(date +%s) - started)) s)"

@@ -11,8 +11,9 @@ are randomly initialized, never loaded: a step costs the same either way.
 
 FLOPs come from XLA's cost analysis of the step as lowered, before it is partitioned over
 devices and before attention becomes a kernel: the whole step's count, taken from a trace with
-XLA's plain attention. The compiled step would not do: XLA counts a loop body once (the CPU's
-chunked attention) and gives a custom call no FLOPs (cuDNN's flash attention). Rematerialized
+XLA's plain attention and every layer stack unrolled. The compiled step would not do: XLA
+counts a loop body once (the CPU's chunked attention, scanned layers) and gives a custom call
+no FLOPs (cuDNN's flash attention). Rematerialized
 blocks count twice, as they run. Per device is that total over the number of devices; within
 0.5% of the compiled CPU step's own count at the tiny sizes (NOTES.md). The peak is measured
 in the same process: one `matmul_size`-square matmul per device in the step's compute dtype,
@@ -46,9 +47,15 @@ from genie_jax.data import DataError
 from genie_jax.data.coinrun_builder import DATASET_NAME
 from genie_jax.data.pipeline import make_train_iterator, to_global_batch
 from genie_jax.nn.attention import accelerator_attention, attention_kernels
+from genie_jax.nn.st_transformer import unrolled_layers
 from genie_jax.train.mesh import make_mesh
 from genie_jax.train.sharding import batch_sharding, rules_from_config
-from genie_jax.train.state import create_train_state, freeze_groups, make_optimizer
+from genie_jax.train.state import (
+    abstract_train_state,
+    create_train_state,
+    freeze_groups,
+    make_optimizer,
+)
 from genie_jax.train.steps import jit_train_step
 from genie_jax.train.tasks import TASKS, Task
 
@@ -120,9 +127,13 @@ def _timed_calls(fn: Callable[[], object], count: int) -> list[float]:
     return times
 
 
-def measure_peak_flops(mesh: Mesh, dtype: str, size: int, repeats: int = 3) -> float:
+def measure_peak_flops(mesh: Mesh, dtype: str, size: int, repeats: int | None = None) -> float:
     """FLOP/s of one [size, size] x [size, size] matmul on every mesh device at once, best
-    of `repeats` (after a compiling call)."""
+    of `repeats` (after a compiling call). By default 3 on CPU (seconds each) and 50 on an
+    accelerator, where one matmul takes milliseconds: on an H200, best of 3 read 528 and
+    662 TFLOP/s in two runs, short of the rate the clocks reach once they have ramped up."""
+    if repeats is None:
+        repeats = 3 if jax.default_backend() == "cpu" else 50
     devices = mesh.devices.size
     jnp_dtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
     sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names))  # one matrix per device
@@ -152,6 +163,11 @@ def peak_memory() -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib, "process peak RSS"
 
 
+def progress(message: str) -> None:
+    """A phase of the benchmark, on stderr (the JSON line alone goes to stdout)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
 def _flops(cost) -> float | None:
     """The FLOP count of an XLA cost analysis, or None where the backend gives none."""
     if isinstance(cost, list | tuple):  # older JAX: one dict per program
@@ -160,15 +176,31 @@ def _flops(cost) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
-def step_flops(step: Callable, mesh, shardings, rules, *args) -> float | None:
+def step_flops(task: Task, tx, mesh: Mesh, rules, batch: Batch, rng: jax.Array) -> float | None:
     """The whole step's FLOPs (see the module docstring): XLA's count of the lowered step,
-    traced afresh with plain, unchunked XLA attention."""
+    traced on an abstract state with plain, unchunked XLA attention and unrolled layers.
 
-    def plain_attention_step(*step_args):  # a new function: jax would reuse an earlier trace
-        return step(*step_args)
+    The count is taken on one CPU device with the global batch (the same program before
+    partitioning): a GPU client's analysis of a lowered module gives no FLOPs. Where no CPU
+    backend is loaded, the step is lowered on `mesh` instead."""
 
-    with accelerator_attention(), attention_kernels("xla"):
-        lowered = jit_train_step(plain_attention_step, mesh, shardings, rules).lower(*args)
+    def plain_step(*step_args):  # a new function: jax would reuse an earlier trace
+        return task.train_step(*step_args)
+
+    try:
+        cpu = jax.devices("cpu")[0]
+        mesh = Mesh(np.array([cpu]).reshape((1,) * len(mesh.axis_names)), mesh.axis_names)
+    except RuntimeError:  # JAX_PLATFORMS without cpu
+        pass
+    batch = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=batch_sharding(mesh)), batch
+    )
+    with accelerator_attention(), attention_kernels("xla"), unrolled_layers():
+        state, shardings = abstract_train_state(
+            task.model, tx, task.example_inputs, mesh, rules
+        )
+        rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype)  # placed nowhere yet: any mesh takes it
+        lowered = jit_train_step(plain_step, mesh, shardings, rules).lower(state, batch, rng)
         return _flops(lowered.cost_analysis())
 
 
@@ -292,9 +324,12 @@ def bench_train(
     rules = rules_from_config(config.get("logical_axis_rules"))
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     tx = freeze_groups(tx, task.frozen)
+    tic = time.perf_counter()
     state, shardings = create_train_state(
         task.model, tx, task.example_inputs, jax.random.key(config.seed), mesh, rules
     )
+    jax.block_until_ready(state)
+    progress(f"state initialized in {time.perf_counter() - tic:.0f} s")
     train_step = jit_train_step(task.train_step, mesh, shardings, rules)
     sharding = batch_sharding(mesh)
     local_rng = np.random.default_rng([seed, jax.process_index()])
@@ -306,8 +341,11 @@ def bench_train(
     with attention_kernels(attention):
         compiled = train_step.lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - tic
+    progress(f"step compiled in {compile_s:.0f} s")
 
-    model_flops = step_flops(task.train_step, mesh, shardings, rules, state, batch, rng)
+    tic = time.perf_counter()
+    model_flops = step_flops(task, tx, mesh, rules, batch, rng)
+    progress(f"FLOPs counted in {time.perf_counter() - tic:.0f} s")
     metrics = {}
 
     def run_step(step_batch):
@@ -322,6 +360,7 @@ def bench_train(
     for _ in range(warmup):
         jax.block_until_ready(step_on_synthetic())
     times = _timed_calls(step_on_synthetic, steps)
+    progress(f"{warmup} + {steps} steps run, median {statistics.median(times):.3f} s")
     loss = float(metrics["loss"])
     step_time_s = statistics.median(times)
     peak_bytes, peak_source = peak_memory()  # before the matmul adds its buffers

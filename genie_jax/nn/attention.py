@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 
 CPU_CHUNK_SCORE_BYTES = 4 << 20  # fp32 scores a chunk; best of 1-16 MiB on 2 cores (NOTES.md)
-# Shortest sequence that `auto` sends to cuDNN: below it the [L, L] scores are small enough
-# that a fused kernel saves next to nothing.
-CUDNN_MIN_LENGTH = 64
+# `auto` sends a sequence to cuDNN when its length is a multiple of this: shorter ones have
+# scores small enough that a fused kernel saves next to nothing, and JAX's cuDNN training path
+# refused a length of 257 on an H200 (the dynamics model's 256 tokens + a prepended action).
+CUDNN_LENGTH_MULTIPLE = 64
 ATTENTION_KERNELS = ("auto", "xla", "cudnn")
 
 
@@ -136,8 +137,9 @@ def attention_kernels(kernel: str):
 
 def attention_kernel(shape_SLKH: tuple[int, ...], dtype) -> str:
     """The `implementation` for `jax.nn.dot_product_attention`: "cudnn" on a GPU for bf16/fp16
-    sequences of at least CUDNN_MIN_LENGTH with a head size cuDNN takes (a multiple of 8, at
-    most 128), else "xla"; or what `attention_kernels` forces."""
+    sequences whose length is a non-zero multiple of CUDNN_LENGTH_MULTIPLE, with a head size
+    cuDNN takes (a multiple of 8, at most 128), else "xla"; or what `attention_kernels`
+    forces."""
     forced = _KERNEL.get()
     if forced != "auto":
         return forced
@@ -145,7 +147,8 @@ def attention_kernel(shape_SLKH: tuple[int, ...], dtype) -> str:
     fused = (
         jax.default_backend() == "gpu"
         and jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-        and length >= CUDNN_MIN_LENGTH
+        and length > 0
+        and length % CUDNN_LENGTH_MULTIPLE == 0
         and head_dim % 8 == 0
         and head_dim <= 128
     )

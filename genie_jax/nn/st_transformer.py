@@ -11,6 +11,8 @@ with `kv_cache=` and `cache_index=` treats its T input frames as frames cache_in
 sequence and returns the updated cache.
 """
 
+import contextlib
+import contextvars
 from typing import Any
 
 import einops
@@ -29,6 +31,22 @@ REMAT_POLICIES = {
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
+
+
+_UNROLL = contextvars.ContextVar("unroll_scanned_layers", default=False)
+
+
+@contextlib.contextmanager
+def unrolled_layers():
+    """Traces every layer stack as a Python loop of blocks, `scan_layers` or not. XLA counts a
+    loop body once, so FLOP counts come from this form (`genie bench train`). It acts when a
+    function is traced and changes the parameter tree (block_i instead of one stacked
+    `blocks`): use it on abstract states only."""
+    token = _UNROLL.set(True)
+    try:
+        yield
+    finally:
+        _UNROLL.reset(token)
 
 
 def _layer_norm(name: str, param_dtype: Any) -> nn.LayerNorm:
@@ -187,7 +205,7 @@ class STTransformer(nn.Module):
                 raise ValueError("a KV cache needs causal temporal attention")
             cache_index = jnp.asarray(cache_index, jnp.int32)
         x_BTND = nn.with_logical_constraint(x_BTND.astype(self.dtype), ACTIVATION_AXES)
-        if self.scan_layers:
+        if self.scan_layers and not _UNROLL.get():
             stack = nn.scan(
                 block_cls,
                 variable_axes={"params": 0},

@@ -122,3 +122,20 @@ def test_bad_model_is_a_one_line_error(model, message):
     with pytest.raises(SystemExit, match=message) as error:
         genie_main(argv)
     assert "\n" not in str(error.value.code)
+
+
+def test_flops_count_every_layer_of_a_scanned_stack(capsys):
+    """XLA counts a loop body once; the bench counts an unrolled trace, so scanning the layers
+    (a compile-time choice) leaves the model FLOPs unchanged, and a second layer adds some."""
+    deeper = {**TINY_GENIE, "tokenizer.model.encoder_layers": 2, "tokenizer.model.decoder_layers": 2}
+    flops = {}
+    for name, values in {
+        "unrolled": deeper,
+        "scanned": {**deeper, "tokenizer.model.scan_layers": True},
+        "shallow": TINY_GENIE,
+    }.items():
+        argv = ["bench", "train", "--config", f"{COINRUN}:smoke", "--model", "tokenizer", *FAST]
+        genie_main([*argv, "--steps", "1", "--warmup", "0", *_overrides(values)])
+        flops[name] = _last_json(capsys)["model_flops_per_step"]
+    assert flops["scanned"] == flops["unrolled"]
+    assert flops["shallow"] < 0.9 * flops["unrolled"]

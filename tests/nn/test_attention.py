@@ -79,6 +79,7 @@ def test_cudnn_only_for_long_half_precision_sequences_on_a_gpu(monkeypatch):
     assert attention.attention_kernel((32, 256, 8, 64), bf16) == "cudnn"  # spatial
     assert attention.attention_kernel((32, 256, 8, 64), jnp.float16) == "cudnn"
     assert attention.attention_kernel((9216, 16, 8, 64), bf16) == "xla"  # temporal: tiny scores
+    assert attention.attention_kernel((32, 257, 8, 64), bf16) == "xla"  # + an action token
     assert attention.attention_kernel((32, 256, 8, 64), f32) == "xla"  # cuDNN needs bf16/fp16
     assert attention.attention_kernel((32, 256, 2, 12), bf16) == "xla"  # head size not 8k
     assert attention.attention_kernel((32, 256, 1, 256), bf16) == "xla"  # head size over 128
