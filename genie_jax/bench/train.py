@@ -196,9 +196,7 @@ def step_flops(task: Task, tx, mesh: Mesh, rules, batch: Batch, rng: jax.Array) 
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=batch_sharding(mesh)), batch
     )
     with accelerator_attention(), attention_kernels("xla"), unrolled_layers():
-        state, shardings = abstract_train_state(
-            task.model, tx, task.example_inputs, mesh, rules
-        )
+        state, shardings = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
         rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype)  # placed nowhere yet: any mesh takes it
         lowered = jit_train_step(plain_step, mesh, shardings, rules).lower(state, batch, rng)
         return _flops(lowered.cost_analysis())

@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from genie_jax.train.cpu_devices import parse_cpu_devices, set_cpu_devices
 from genie_jax.train.runtime_log import lost_peer_line, rewrite_fatal_runtime_log
 
 MODES = ("auto", "on", "off")
@@ -264,12 +265,22 @@ def add_cli_options(parser: argparse.ArgumentParser, *, in_subcommand: bool = Fa
         help="a process silent this long ends the whole run with an error "
         f"(default {DEFAULT_HEARTBEAT_TIMEOUT_S})",
     )
+    parser.add_argument_group("devices").add_argument(
+        "--cpu-devices",
+        type=parse_cpu_devices,
+        default=default(None),
+        metavar="N|auto",
+        help="CPU devices this process shows (auto: one per usable core; the batch is split "
+        "over them); default: JAX's",
+    )
 
 
 def initialize_from_args(
     args: argparse.Namespace, error_label: str | None = None
 ) -> DistributedInfo:
-    """`initialize_distributed` with the options `add_cli_options` put on `args`."""
+    """`initialize_distributed` with the options `add_cli_options` put on `args` (after
+    `--cpu-devices`, which must reach JAX before it starts)."""
+    set_cpu_devices(getattr(args, "cpu_devices", None))
     return initialize_distributed(
         getattr(args, "distributed", "auto"),
         coordinator=getattr(args, "coordinator", None),

@@ -127,7 +127,11 @@ def test_bad_model_is_a_one_line_error(model, message):
 def test_flops_count_every_layer_of_a_scanned_stack(capsys):
     """XLA counts a loop body once; the bench counts an unrolled trace, so scanning the layers
     (a compile-time choice) leaves the model FLOPs unchanged, and a second layer adds some."""
-    deeper = {**TINY_GENIE, "tokenizer.model.encoder_layers": 2, "tokenizer.model.decoder_layers": 2}
+    deeper = {
+        **TINY_GENIE,
+        "tokenizer.model.encoder_layers": 2,
+        "tokenizer.model.decoder_layers": 2,
+    }
     flops = {}
     for name, values in {
         "unrolled": deeper,
