@@ -27,6 +27,7 @@ for it.
 Other packages (the WAM) bring their own `BenchModel`.
 """
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -322,47 +323,48 @@ def bench_train(
     rules = rules_from_config(config.get("logical_axis_rules"))
     tx = make_optimizer(total_steps=section.num_steps, **section.optimizer.to_dict())
     tx = freeze_groups(tx, task.frozen)
-    tic = time.perf_counter()
-    state, shardings = create_train_state(
-        task.model, tx, task.example_inputs, jax.random.key(config.seed), mesh, rules
-    )
-    jax.block_until_ready(state)
-    progress(f"state initialized in {time.perf_counter() - tic:.0f} s")
-    train_step = jit_train_step(task.train_step, mesh, shardings, rules)
-    sharding = batch_sharding(mesh)
-    local_rng = np.random.default_rng([seed, jax.process_index()])
-    synthetic = bench.make_batch(batch_size // jax.process_count(), local_rng)
-    batch = to_global_batch(synthetic, sharding)
-    rng = jax.random.key(config.seed + 1)
+    with out_of_memory_as_config_error(batch_size):
+        tic = time.perf_counter()
+        state, shardings = create_train_state(
+            task.model, tx, task.example_inputs, jax.random.key(config.seed), mesh, rules
+        )
+        jax.block_until_ready(state)
+        progress(f"state initialized in {time.perf_counter() - tic:.0f} s")
+        train_step = jit_train_step(task.train_step, mesh, shardings, rules)
+        sharding = batch_sharding(mesh)
+        local_rng = np.random.default_rng([seed, jax.process_index()])
+        synthetic = bench.make_batch(batch_size // jax.process_count(), local_rng)
+        batch = to_global_batch(synthetic, sharding)
+        rng = jax.random.key(config.seed + 1)
 
-    tic = time.perf_counter()
-    with attention_kernels(attention):
-        compiled = train_step.lower(state, batch, rng).compile()
-    compile_s = time.perf_counter() - tic
-    progress(f"step compiled in {compile_s:.0f} s")
+        tic = time.perf_counter()
+        with attention_kernels(attention):
+            compiled = train_step.lower(state, batch, rng).compile()
+        compile_s = time.perf_counter() - tic
+        progress(f"step compiled in {compile_s:.0f} s")
 
-    tic = time.perf_counter()
-    model_flops = step_flops(task, tx, mesh, rules, batch, rng)
-    progress(f"FLOPs counted in {time.perf_counter() - tic:.0f} s")
-    metrics = {}
+        tic = time.perf_counter()
+        model_flops = step_flops(task, tx, mesh, rules, batch, rng)
+        progress(f"FLOPs counted in {time.perf_counter() - tic:.0f} s")
+        metrics = {}
 
-    def run_step(step_batch):
-        nonlocal state, metrics
-        state, metrics = compiled(state, step_batch, rng)  # the old state is donated
-        return metrics
+        def run_step(step_batch):
+            nonlocal state, metrics
+            state, metrics = compiled(state, step_batch, rng)  # the old state is donated
+            return metrics
 
-    def step_on_synthetic():
-        run_step(batch)
-        return state, metrics
+        def step_on_synthetic():
+            run_step(batch)
+            return state, metrics
 
-    for _ in range(warmup):
-        jax.block_until_ready(step_on_synthetic())
-    times = _timed_calls(step_on_synthetic, steps)
-    progress(f"{warmup} + {steps} steps run, median {statistics.median(times):.3f} s")
-    loss = float(metrics["loss"])
-    step_time_s = statistics.median(times)
-    peak_bytes, peak_source = peak_memory()  # before the matmul adds its buffers
-    peak_flops = measure_peak_flops(mesh, bench.dtype, matmul_size)
+        for _ in range(warmup):
+            jax.block_until_ready(step_on_synthetic())
+        times = _timed_calls(step_on_synthetic, steps)
+        progress(f"{warmup} + {steps} steps run, median {statistics.median(times):.3f} s")
+        loss = float(metrics["loss"])
+        step_time_s = statistics.median(times)
+        peak_bytes, peak_source = peak_memory()  # before the matmul adds its buffers
+        peak_flops = measure_peak_flops(mesh, bench.dtype, matmul_size)
     num_devices = mesh.devices.size
     tokens = batch_size * bench.frames * bench.tokens_per_frame
     device = jax.devices()[0]
@@ -421,6 +423,22 @@ def bench_train(
     else:
         result.update(input_wait_s=None, input_pipeline="not measured: config.data_dir is empty")
     return result
+
+
+@contextlib.contextmanager
+def out_of_memory_as_config_error(batch_size: int):
+    """A backend's out-of-memory error as one line that says what to change."""
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        if "RESOURCE_EXHAUSTED" not in first_line:
+            raise
+        raise ConfigError(
+            f"the step at batch {batch_size} does not fit in device memory ({first_line[:160]}); "
+            "lower --batch-size, rematerialize blocks (--config.MODEL.model.remat_policy=dots "
+            "or full) or shard over more devices (config.mesh_shape)"
+        ) from None
 
 
 def split_config_args(argv: Sequence[str]) -> tuple[str, str]:

@@ -143,3 +143,21 @@ def test_flops_count_every_layer_of_a_scanned_stack(capsys):
         flops[name] = _last_json(capsys)["model_flops_per_step"]
     assert flops["scanned"] == flops["unrolled"]
     assert flops["shallow"] < 0.9 * flops["unrolled"]
+
+
+def test_out_of_memory_is_one_line_that_says_what_to_change():
+    from genie_jax.bench.train import out_of_memory_as_config_error
+    from genie_jax.config_loading import ConfigError
+
+    oom = jax.errors.JaxRuntimeError(
+        "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 151.78GiB\nmore detail"
+    )
+    with pytest.raises(ConfigError, match="batch 36 does not fit") as error:
+        with out_of_memory_as_config_error(36):
+            raise oom
+    assert "\n" not in str(error.value) and "--batch-size" in str(error.value)
+    assert "151.78GiB" in str(error.value)
+    other = jax.errors.JaxRuntimeError("INTERNAL: something else")
+    with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+        with out_of_memory_as_config_error(36):
+            raise other
