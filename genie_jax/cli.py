@@ -60,7 +60,8 @@ def add_bench_train_options(parser: argparse.ArgumentParser) -> None:
         "--attention",
         choices=["auto", "xla", "cudnn"],
         default="auto",
-        help="attention kernel: auto (cuDNN on a GPU for long bf16 sequences), or force one",
+        help="attention kernel: auto (cuDNN on a GPU for bf16 lengths that are multiples of 64), "
+        "or force one (train and sample)",
     )
 
 

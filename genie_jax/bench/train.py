@@ -13,9 +13,9 @@ FLOPs come from XLA's cost analysis of the step as lowered, before it is partiti
 devices and before attention becomes a kernel: the whole step's count, taken from a trace with
 XLA's plain attention and every layer stack unrolled. The compiled step would not do: XLA
 counts a loop body once (the CPU's chunked attention, scanned layers) and gives a custom call
-no FLOPs (cuDNN's flash attention). Rematerialized
-blocks count twice, as they run. Per device is that total over the number of devices; within
-0.5% of the compiled CPU step's own count at the tiny sizes (NOTES.md). The peak is measured
+no FLOPs (cuDNN's flash attention). Rematerialized blocks count twice, as they run. Per device
+is that total over the number of devices; within 0.5% of the compiled CPU step's own count at
+the tiny sizes (NOTES.md). The peak is measured
 in the same process: one `matmul_size`-square matmul per device in the step's compute dtype,
 sharded over the same devices. `mfu` is then model_flops_per_step / step_time_s /
 measured_peak_flops: a fraction of what this machine does, not of a data-sheet figure.
