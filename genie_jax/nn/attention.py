@@ -167,14 +167,27 @@ def accelerator_attention():
         _CHUNK_ON_CPU.reset(token)
 
 
+def batch_shards() -> int:
+    """How many devices the traced batch is split over: the product of the mesh axes that the
+    logical rules in scope map the activations' batch axis to (1 outside a mesh)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return 1
+    (axes,) = nn.logical_to_mesh_axes(("act_batch",))
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else axes
+    return math.prod(dict(mesh.shape).get(axis, 1) for axis in axes)
+
+
 def cpu_chunks(shape_SLKH: tuple[int, ...]) -> int:
-    """How many chunks `attend` splits the S sequences into: 1 (no split) off CPU or when all
-    scores fit in CPU_CHUNK_SCORE_BYTES, else the smallest divisor of S that brings a chunk
-    under it (or S, one sequence at a time)."""
+    """How many chunks `attend` splits the S sequences into: 1 (no split) off CPU or when the
+    scores of each device's share fit in CPU_CHUNK_SCORE_BYTES, else the smallest divisor of
+    S that brings each device's part of a chunk under it (or S, one sequence at a time).
+    A device's share is S / `batch_shards()` sequences (`--cpu-devices`)."""
     if jax.default_backend() != "cpu" or not _CHUNK_ON_CPU.get():
         return 1
     sequences, length, heads, _ = shape_SLKH
-    per_chunk = max(1, CPU_CHUNK_SCORE_BYTES // (heads * length * length * 4))
+    budget = CPU_CHUNK_SCORE_BYTES * batch_shards()
+    per_chunk = max(1, budget // (heads * length * length * 4))
     if per_chunk >= sequences:
         return 1
     wanted = math.ceil(sequences / per_chunk)

@@ -152,12 +152,16 @@ def test_out_of_memory_is_one_line_that_says_what_to_change():
     oom = jax.errors.JaxRuntimeError(
         "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 151.78GiB\nmore detail"
     )
-    with pytest.raises(ConfigError, match="batch 36 does not fit") as error:
-        with out_of_memory_as_config_error(36):
-            raise oom
+    with (
+        pytest.raises(ConfigError, match="batch 36 does not fit") as error,
+        out_of_memory_as_config_error(36),
+    ):
+        raise oom
     assert "\n" not in str(error.value) and "--batch-size" in str(error.value)
     assert "151.78GiB" in str(error.value)
     other = jax.errors.JaxRuntimeError("INTERNAL: something else")
-    with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
-        with out_of_memory_as_config_error(36):
-            raise other
+    with (
+        pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"),
+        out_of_memory_as_config_error(36),
+    ):
+        raise other

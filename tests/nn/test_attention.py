@@ -1,6 +1,8 @@
 """`attend`: the chunked, rematerialized attention used on CPU equals the plain one, and a
 batch sharded over devices stays where it is."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,6 +64,19 @@ def test_sharded_sequences_are_not_moved_between_devices():
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_the_budget_is_per_device_when_the_batch_is_split():
+    import flax.linen as nn
+
+    from genie_jax.train.sharding import rules_from_config
+
+    axes = ("data", "fsdp", "tensor")
+    for shape, shards in (((2, 1, 1), 2), ((2, 2, 2), 4), ((1, 1, 8), 1)):
+        mesh = Mesh(np.array(jax.devices()[:8][: math.prod(shape)]).reshape(shape), axes)
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules_from_config(None)):
+            # 32 sequences of 1 MiB of scores: 4 a chunk on one device, 4 per device here.
+            assert cpu_chunks((32, 256, 4, 16)) == 8 // shards
+
+
 def test_the_accelerator_form_can_be_asked_for_on_cpu():
     from genie_jax.nn.attention import accelerator_attention
 
@@ -88,6 +103,8 @@ def test_cudnn_only_for_long_half_precision_sequences_on_a_gpu(monkeypatch):
     monkeypatch.setattr(attention.jax, "default_backend", lambda: "cpu")
     with attention.attention_kernels("cudnn"):
         assert attention.attention_kernel((32, 256, 8, 64), f32) == "cudnn"
-    with pytest.raises(ValueError, match="unknown attention kernel 'flash'"):
-        with attention.attention_kernels("flash"):
-            pass
+    with (
+        pytest.raises(ValueError, match="unknown attention kernel 'flash'"),
+        attention.attention_kernels("flash"),
+    ):
+        pass
