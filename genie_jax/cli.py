@@ -135,6 +135,12 @@ def _play(args: argparse.Namespace) -> None:
     from genie_jax.play import PlaySession, interactive, parse_actions, save_rollout
     from genie_jax.world import load_world
 
+    out = pathlib.Path(args.out)
+    if out.suffix.lower() != ".gif":
+        raise SystemExit(
+            f"genie play: error: --out {args.out!r} must name a .gif file (the MP4 and the "
+            "latest frame's PNG are written next to it)"
+        )
     world = load_world(args.workdir)
     try:
         prompt_HWC = _prompt_frame(args, world)
@@ -142,7 +148,6 @@ def _play(args: argparse.Namespace) -> None:
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"genie play: error: {error}") from None
     session = PlaySession(world, prompt_HWC, seed=args.seed)
-    out = pathlib.Path(args.out)
     if actions is not None:
         for action in actions:
             session.step(action)

@@ -158,6 +158,10 @@ def test_play_scripted_rollout_and_bad_action(dynamics_run, tmp_path, capsys):
     assert frames.shape[0] == 11 and frames.shape[-1] == 3
     with pytest.raises(SystemExit, match=r"latent action\(s\) \[6\] outside 0..5"):
         main(["play", "--workdir", str(workdir), "--actions", "0,6", "--out", str(out)])
+    bad_out = tmp_path / "rollout"  # no .gif: refused before anything loads or is written
+    with pytest.raises(SystemExit, match="must name a .gif file"):
+        main(["play", "--workdir", str(workdir), "--actions", "0", "--out", str(bad_out)])
+    assert not bad_out.exists()
 
 
 def test_optimizer_of_frozen_groups_is_empty():
