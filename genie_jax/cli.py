@@ -161,9 +161,8 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
     if args.kind == "train":
         _bench_train(args, rest)
         return
-    import json
-
     from genie_jax.bench.sample import bench_sample
+    from genie_jax.bench.train import emit
     from genie_jax.config_loading import parse_config_args
 
     config, extras = parse_config_args(rest)
@@ -177,11 +176,7 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
         compare_full=not args.cached_only,
         attention=args.attention,
     )
-    line = json.dumps(result)
-    if args.out:
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.out).write_text(line + "\n")
-    print(line)
+    emit(result, args.out)
 
 
 def _bench_train(args: argparse.Namespace, rest: list[str]) -> None:
