@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from genie_jax.nn import VectorQuantizer, reset_dead_codes
+from genie_jax.nn.quantizer import nearest_codes
 
 V, E = 8, 4
 
@@ -128,6 +129,20 @@ def test_loss_gradients_reach_the_right_side():
 
 def _fixed_codebook() -> np.ndarray:
     return np.asarray(jax.random.normal(_key(5), (V, E)))
+
+
+def test_nearest_codes_take_the_first_of_equal_minima_like_argmin():
+    codes_VE = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    z_ME = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.6], [-1.0, 0.0]], np.float32)
+    indices_M, distance_M = jax.jit(nearest_codes)(z_ME, codes_VE)
+    # Row 2 is as close to all four codes; row 3 ties codes 1 and 3.
+    np.testing.assert_array_equal(indices_M, [0, 1, 0, 1])
+    np.testing.assert_array_equal(indices_M, np.argmin(_distances(z_ME, codes_VE), axis=-1))
+    np.testing.assert_allclose(distance_M, np.min(_distances(z_ME, codes_VE), axis=-1))
+
+
+def _distances(z_ME: np.ndarray, codes_VE: np.ndarray) -> np.ndarray:
+    return np.sum((z_ME[:, None, :] - codes_VE[None]) ** 2, axis=-1)
 
 
 @pytest.mark.parametrize("used", [(0,), (1, 4, 6), tuple(range(V))])
