@@ -75,6 +75,8 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"eval outputs: {metrics['meta']['outputs']}")
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
     headline["random_policy_success_rate"] = metrics["random_policy"]["success_rate"]
+    headline["success_within"] = metrics["success_within"]
+    headline["random_policy_success_within"] = metrics["random_policy"]["success_within"]
     print(json.dumps(headline))
 
 
@@ -118,6 +120,9 @@ def _summarize(args: argparse.Namespace) -> None:
                 "mean_episode_length": metrics["mean_episode_length"],
                 "video_psnr_first_step": psnr[0] if psnr else None,
                 "random_policy_success_rate": metrics["random_policy"]["success_rate"],
+                # Older evaluations have no budgets.
+                "success_within": metrics.get("success_within"),
+                "random_policy_success_within": metrics["random_policy"].get("success_within"),
                 "episodes": metrics["episodes"],
                 "action_temperature": meta.get("action_temperature", 0.0),
                 "step": meta["step"],

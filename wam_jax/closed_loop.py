@@ -10,6 +10,11 @@ model compiles once. Reported per run:
   video_psnr_by_step   mean PSNR (dB, pixels in [0, 1]) of the imagined next frame against
                        the real one, by step index k (frame k+1), over the episodes still
                        running at k; with `episodes_by_step` the count behind each entry
+  success_within       success within a step budget ({"8": rate, "16": ..., "32": ...}):
+                       the expert bot needs about 5 steps a GoToLocal episode, so random
+                       play's wins, which come from wandering until the env's limit, mostly
+                       fall outside the small budgets while a policy that heads for the
+                       target keeps its own
   random_policy        the same seeds played with uniformly random actions (the mean of
                        several draws), for reference
 """
@@ -55,13 +60,25 @@ class _Episode:
         self.success = self.done and reward > 0
 
 
+STEP_BUDGETS = (8, 16, 32)
+
+
+def success_within(episodes: list["_Episode"]) -> dict[str, float]:
+    """Share of `episodes` won within each of STEP_BUDGETS environment steps (an episode ends
+    at its success, so that is a win with at most that many actions)."""
+    return {
+        str(budget): float(np.mean([ep.success and len(ep.actions) <= budget for ep in episodes]))
+        for budget in STEP_BUDGETS
+    }
+
+
 def play_random(
     level: str, seeds: list[int], frame_size: int, seed: int = 0, repeats: int = 5
 ) -> dict:
     """Uniformly random actions on `seeds`, `repeats` times with different draws: random play
     already solves a good share of GoToLocal in the env's step limit, and one draw of 50
     episodes swings by about 10 points, so the mean over draws is the reference."""
-    rates, lengths = [], []
+    rates, lengths, within = [], [], []
     for r in range(repeats):
         rng = np.random.default_rng([seed, r])
         episodes = [_Episode(level, s, frame_size, render=False) for s in seeds]
@@ -71,9 +88,11 @@ def play_random(
             ep.env.close()
         rates.append(float(np.mean([ep.success for ep in episodes])))
         lengths.append(float(np.mean([len(ep.actions) for ep in episodes])))
+        within.append(success_within(episodes))
     return {
         "success_rate": float(np.mean(rates)),
         "mean_episode_length": float(np.mean(lengths)),
+        "success_within": {k: float(np.mean([w[k] for w in within])) for k in within[0]},
         "success_rate_by_draw": rates,
     }
 
@@ -115,6 +134,7 @@ def play_wam(
     metrics = {
         "success_rate": float(np.mean([ep.success for ep in episodes])),
         "mean_episode_length": float(np.mean([len(ep.actions) for ep in episodes])),
+        "success_within": success_within(episodes),
         "episodes": len(episodes),
     }
     if imagine:
