@@ -17,6 +17,7 @@ from tests.wam.tiny import (
     FRAMES,
     TOKENIZER,
     WORDS,
+    example_inputs,
     system_inputs,
     tiny_batch,
     tiny_params,
@@ -275,14 +276,7 @@ def test_behaviour_cloning_step_learns_from_every_known_action():
     system = tiny_system()
     batch = tiny_batch(batch=4, seed=2)
     n = TOKENIZER.num_tokens
-    example = (
-        jnp.zeros((1, WORDS), jnp.int32),
-        jnp.zeros((1, FRAMES, 16, 16, 3), jnp.float32),
-        jnp.zeros((1, FRAMES), jnp.int32),
-        jnp.ones((1,), jnp.int32),
-        jnp.zeros((1, FRAMES, n), bool),
-        jnp.zeros((1, FRAMES), bool),
-    )
+    example = example_inputs()
     mesh = make_mesh((1, 1, 1), jax.devices()[:1])
     state, _ = create_train_state(system, optax.sgd(0.0), example, key(0), mesh, LOGICAL_AXIS_RULES)
     step = functools.partial(

@@ -4,14 +4,13 @@ matrix; see tests/sharded_run.py. The frozen tokenizer and LAM must not move.
 
 import functools
 
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from genie_jax.train.state import freeze_groups
 from tests.sharded_run import max_abs_diff, run_steps
-from tests.wam.tiny import FRAMES, TOKENIZER, WORDS, tiny_batch, tiny_system
+from tests.wam.tiny import TOKENIZER, example_inputs, tiny_batch, tiny_system
 from wam_jax.steps import wam_train_step
 
 
@@ -19,14 +18,7 @@ def _run(mesh_shape, batch, start=None):
     system = tiny_system(with_lam=True)
     frozen = ("tokenizer", "lam")
     n = TOKENIZER.num_tokens
-    example = (
-        jnp.zeros((1, WORDS), jnp.int32),
-        jnp.zeros((1, FRAMES, 16, 16, 3), jnp.float32),
-        jnp.zeros((1, FRAMES), jnp.int32),
-        jnp.ones((1,), jnp.int32),
-        jnp.zeros((1, FRAMES, n), bool),
-        jnp.zeros((1, FRAMES), bool),
-    )
+    example = example_inputs()
     step_fn = functools.partial(
         wam_train_step,
         num_tokens=n,

@@ -70,3 +70,15 @@ def tiny_params(system: WAMSystem, batch, seed: int = 0) -> dict:
     video_hidden = jnp.zeros(batch["actions"].shape + (TOKENIZER.num_tokens,), bool)
     inputs = system_inputs(batch, video_hidden, jnp.zeros(batch["actions"].shape, bool))
     return random_params(system, *inputs, seed=seed)
+
+
+def example_inputs() -> tuple[jnp.ndarray, ...]:
+    """One all-zero sample of the WAM system's inputs, for initializing a train state."""
+    return (
+        jnp.zeros((1, WORDS), jnp.int32),
+        jnp.zeros((1, FRAMES, 16, 16, 3), jnp.float32),
+        jnp.zeros((1, FRAMES), jnp.int32),
+        jnp.ones((1,), jnp.int32),
+        jnp.zeros((1, FRAMES, TOKENIZER.num_tokens), bool),
+        jnp.zeros((1, FRAMES), bool),
+    )
