@@ -119,10 +119,7 @@ def wam_train_step(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
-    hide: bool = True,
 ) -> tuple[TrainState, Metrics]:
-    """One update. `hide=False` shows every token and slot (behaviour cloning: the causal
-    policy head then takes an example from every frame; `mode_probs` is unused)."""
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     masks = sample_wam_masks(
         jax.random.fold_in(rng, state.step),
@@ -133,8 +130,6 @@ def wam_train_step(
         min_mask_rate=min_mask_rate,
         max_mask_rate=max_mask_rate,
     )
-    if not hide:
-        masks = jax.tree.map(jnp.zeros_like, masks)
 
     def loss_fn(params):
         params = {k: jax.lax.stop_gradient(v) if k in FROZEN else v for k, v in params.items()}

@@ -89,13 +89,11 @@ def task_for_system(
     `config.wam`: joint training or behaviour cloning)."""
     section = config.wam
     mode_probs = tuple(system.wam_config.mode_probs)
-    video_weight, slot_weight, hide = section.video_loss_weight, 1.0, True
+    video_weight, slot_weight = section.video_loss_weight, 1.0
     if section.behaviour_cloning:
-        # The policy head alone (slot_weight 0: no inverse dynamics) on whole clips, past
-        # actions shown as in closed loop. The head is causal in time, so nothing needs
-        # hiding: every frame is an example (hiding from a random cut on, as before, threw
-        # away half of them).
-        video_weight, slot_weight, hide = 0.0, 0.0, False
+        # The policy head alone (slot_weight 0: no inverse dynamics), past actions shown as
+        # in closed loop; frames after the policy mode's cut add nothing without a video loss.
+        mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
     frames = config.clip_len
@@ -120,7 +118,6 @@ def task_for_system(
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
-            hide=hide,
         ),
         eval_step=functools.partial(
             wam_eval_step,

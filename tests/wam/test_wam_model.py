@@ -1,23 +1,16 @@
 """The WAM backbone and its losses: alignment, causality, what the action loss counts."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from genie_jax.train.mesh import make_mesh
-from genie_jax.train.sharding import LOGICAL_AXIS_RULES
-from genie_jax.train.state import create_train_state
 from tests.dynamics.tiny import key, random_params
 from tests.wam.tiny import (
     ACTIONS,
     FRAMES,
     TOKENIZER,
     WORDS,
-    example_inputs,
     system_inputs,
     tiny_batch,
     tiny_params,
@@ -26,7 +19,7 @@ from tests.wam.tiny import (
 from wam_jax.config import WAMConfig
 from wam_jax.masking import MODE_IDS, sample_wam_masks
 from wam_jax.model import WorldActionModel
-from wam_jax.steps import wam_losses, wam_train_step
+from wam_jax.steps import wam_losses
 from wam_jax.system import NO_LABEL, shift_into_slots
 
 N, V = 4, 16
@@ -268,29 +261,3 @@ def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match="expects words"):
         model.apply({"params": params}, words[:, :2], tokens, slots)
     assert TOKENIZER.num_tokens == N
-
-
-def test_behaviour_cloning_step_learns_from_every_known_action():
-    """`hide=False` (the BC baseline's step) shows whole clips: every known action inside the
-    clip is a policy example; the policy mode's cut would hide the frames after it."""
-    system = tiny_system()
-    batch = tiny_batch(batch=4, seed=2)
-    n = TOKENIZER.num_tokens
-    example = example_inputs()
-    mesh = make_mesh((1, 1, 1), jax.devices()[:1])
-    state, _ = create_train_state(system, optax.sgd(0.0), example, key(0), mesh, LOGICAL_AXIS_RULES)
-    step = functools.partial(
-        wam_train_step,
-        num_tokens=n,
-        mode_probs=(0.0, 1.0, 0.0),  # the policy mode: hide from a random cut on
-        min_mask_rate=0.5,
-        max_mask_rate=1.0,
-        action_loss_weight=1.0,
-        video_loss_weight=0.0,
-        slot_loss_weight=0.0,
-    )
-    known = int(np.sum(batch["actions"] >= 0))
-    _, shown = step(state, batch, key(3), hide=False)
-    _, cut = step(state, batch, key(3))
-    assert shown["policy_examples"] == known
-    assert 0 < cut["policy_examples"] < known
