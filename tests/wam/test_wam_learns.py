@@ -62,7 +62,12 @@ def test_trained_wam_beats_random_play_in_closed_loop(trained):
     wam = trained["success_within"][BUDGET]
     random = trained["random_policy"]["success_within"][BUDGET]
     assert random < 0.15, trained["random_policy"]  # what makes the budget a fair test
-    assert wam >= random + 0.08, (trained["success_within"], trained["random_policy"])
+    # At least twice random play's share and 5 points above it. Measured: 24% against 6%
+    # (8 test devices); the same training on 2 devices reached 16%.
+    assert wam >= max(2 * random, random + 0.05), (
+        trained["success_within"],
+        trained["random_policy"],
+    )
     assert trained["episodes"] == EVAL_EPISODES
 
 
