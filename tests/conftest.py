@@ -11,10 +11,17 @@ import pytest
 # `xla_cpu_collective_call_terminate_timeout_seconds` (40 s by default), which a starved
 # device thread on a loaded 2-core machine can exceed. Two full-suite runs died with a silent
 # SIGABRT inside an 8-device train step on such a machine; 600 s keeps a slow step a slow step.
+#
+# XLA's backend (LLVM) optimization is off: most tests compile many small programs and run each
+# a few times, and this compiles them about a third faster (the WAM sharded-step file 47 -> 34 s
+# on 2 cores). Results agree with the default build to float rounding, not bit for bit (3e-6 at
+# most on a WAM step's parameters); tests that compare runs compile both sides alike. The long
+# training run of test_wam_learns.py, where it would halve the speed, keeps XLA's defaults.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
 os.environ.setdefault(
     "XLA_FLAGS",
     "--xla_force_host_platform_device_count=8 "
-    "--xla_cpu_collective_call_terminate_timeout_seconds=600",
+    f"--xla_cpu_collective_call_terminate_timeout_seconds=600 {FAST_COMPILE}",
 )
 
 # One XLA compilation cache per test run, shared by the xdist workers and the subprocesses the

@@ -8,9 +8,15 @@ import math
 import pathlib
 
 import jax
+import numpy as np
 import pytest
 
+from genie_jax.bench.train import genie_bench_model, step_flops
 from genie_jax.cli import main as genie_main
+from genie_jax.config_loading import load_config
+from genie_jax.train.mesh import make_mesh
+from genie_jax.train.sharding import rules_from_config
+from genie_jax.train.state import make_optimizer
 from wam_jax.cli import main as wam_main
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -124,11 +130,13 @@ def test_bad_model_is_a_one_line_error(model, message):
     assert "\n" not in str(error.value.code)
 
 
-def test_flops_count_every_layer_of_a_scanned_stack(capsys):
+def test_flops_count_every_layer_of_a_scanned_stack():
     """XLA counts a loop body once; the bench counts an unrolled trace, so scanning the layers
-    (a compile-time choice) leaves the model FLOPs unchanged, and a second layer adds some."""
+    (a compile-time choice) leaves the model FLOPs unchanged, and a second layer adds some.
+    (`step_flops` is what `bench train` reports as `model_flops_per_step`.)"""
     deeper = {
         **TINY_GENIE,
+        "mesh_shape": (1, 1, 1),
         "tokenizer.model.encoder_layers": 2,
         "tokenizer.model.decoder_layers": 2,
     }
@@ -136,11 +144,15 @@ def test_flops_count_every_layer_of_a_scanned_stack(capsys):
     for name, values in {
         "unrolled": deeper,
         "scanned": {**deeper, "tokenizer.model.scan_layers": True},
-        "shallow": TINY_GENIE,
+        "shallow": {**TINY_GENIE, "mesh_shape": (1, 1, 1)},
     }.items():
-        argv = ["bench", "train", "--config", f"{COINRUN}:smoke", "--model", "tokenizer", *FAST]
-        genie_main([*argv, "--steps", "1", "--warmup", "0", *_overrides(values)])
-        flops[name] = _last_json(capsys)["model_flops_per_step"]
+        config = load_config(f"{COINRUN}:smoke", values)
+        bench = genie_bench_model(config, "tokenizer")
+        mesh = make_mesh(config.mesh_shape, jax.devices()[:1])
+        tx = make_optimizer(total_steps=10, **config.tokenizer.optimizer.to_dict())
+        batch = bench.make_batch(4, np.random.default_rng(0))
+        rules = rules_from_config(config.get("logical_axis_rules"))
+        flops[name] = step_flops(bench.task, tx, mesh, rules, batch, jax.random.key(0))
     assert flops["scanned"] == flops["unrolled"]
     assert flops["shallow"] < 0.9 * flops["unrolled"]
 

@@ -67,9 +67,11 @@ def test_encode_shapes_and_indices():
     assert np.all((indices >= 0) & (indices < V))
     for name in ("loss", "codebook_loss", "commitment_loss", "perplexity", "usage"):
         assert np.shape(aux[name]) == () and np.isfinite(aux[name]), name
-    # The quantized latents are exactly the codes the indices name.
+    # The quantized latents are the codes the indices name. Two compiled programs may round
+    # the codebook's normalization an ulp apart (the suite compiles without LLVM optimization,
+    # tests/conftest.py); a wrong code would be off by far more.
     codes = model.apply(variables, aux["indices"], method=lambda m, i: m.quantizer.lookup(i))
-    np.testing.assert_array_equal(z_BTNE, codes)
+    np.testing.assert_allclose(z_BTNE, codes, rtol=0, atol=1e-6)
 
 
 def test_reconstruction_and_decoders_agree():

@@ -15,7 +15,8 @@ process_id, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 devices_here = 8 if process_id < 0 else 4
 os.environ["XLA_FLAGS"] = (
     f"--xla_force_host_platform_device_count={devices_here} "
-    "--xla_cpu_collective_call_terminate_timeout_seconds=600"  # see tests/conftest.py
+    "--xla_cpu_collective_call_terminate_timeout_seconds=600 "  # see tests/conftest.py
+    "--xla_backend_optimization_level=0"  # conftest's FAST_COMPILE
 )
 
 import jax

@@ -20,6 +20,7 @@ from genie_jax.train.distributed import (
     initialize_distributed,
     plan_distributed,
 )
+from tests.conftest import FAST_COMPILE
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
 from wam_jax import cli as wam_cli
 
@@ -182,7 +183,8 @@ def test_two_processes_train_checkpoint_and_a_lost_peer_ends_the_run(coinrun_dir
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["XLA_FLAGS"] = (
         "--xla_force_host_platform_device_count=2 "
-        "--xla_cpu_collective_call_terminate_timeout_seconds=600"  # see tests/conftest.py
+        "--xla_cpu_collective_call_terminate_timeout_seconds=600 "  # see tests/conftest.py
+        f"{FAST_COMPILE}"
     )
     env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2")
     root = pathlib.Path(__file__).resolve().parents[2]

@@ -1,61 +1,51 @@
 """A WAM trained from scratch on real BabyAI demonstrations beats random play in closed loop.
 
-Everything runs here: the dataset (the expert bot on GoToLocal), the genie tokenizer on its
-frames, then the WAM (joint video + action training, every label kept) on that tokenizer, and
-`evaluate_wam` on held-out seeds. Sizes are cut to CI's budget (a few minutes on 2 cores).
+Everything runs from scratch in one worker process (learns_worker.py): the dataset (the expert
+bot on GoToLocal), the genie tokenizer on its frames, then the WAM (joint video + action
+training, every label kept) on that tokenizer, and `evaluate_wam` on held-out seeds. Sizes are
+cut to CI's budget (a few minutes on 2 cores).
 
 The comparison is success within 16 steps: the bot needs about 5 a GoToLocal episode, and
 random play's wins come from wandering until the env's limit of 64 (about a quarter of the
 episodes then, but about 6% within 16 steps). A policy that heads for the target wins early.
 """
 
+import json
+import os
 import pathlib
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
-from genie_jax.config_loading import load_config
-from genie_jax.train.loop import train
+from tests.wam.learns_worker import EVAL_EPISODES
 from wam_jax.closed_loop import STEP_BUDGETS, play_random, success_within
-from wam_jax.data import build_babyai
-from wam_jax.evaluate import evaluate_wam
-from wam_jax.task import train_wam
 
-CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
-EPISODES = 600  # 480 / 60 / 60 for train / validation / test
-EVAL_EPISODES = 50
+WORKER = pathlib.Path(__file__).with_name("learns_worker.py")
+# The suite's 8 simulated devices, with XLA's default backend optimization (the suite turns it
+# off to compile faster; these steps run long enough for it to pay).
+WORKER_XLA_FLAGS = (
+    "--xla_force_host_platform_device_count=8 "
+    "--xla_cpu_collective_call_terminate_timeout_seconds=600"
+)
 BUDGET = "16"  # steps; one of closed_loop.STEP_BUDGETS
-SMALL = {
-    "tokenizer.model.encoder_layers": 1,
-    "tokenizer.model.decoder_layers": 1,
-    "tokenizer.model.encoder_dim": 32,
-    "tokenizer.model.decoder_dim": 32,
-    "tokenizer.model.encoder_heads": 2,
-    "tokenizer.model.decoder_heads": 2,
-    "tokenizer.model.codebook_size": 32,
-    "tokenizer.num_steps": 300,
-    "wam.model.num_layers": 2,
-    "wam.model.dim": 64,
-    "wam.num_steps": 400,
-    "eval_every": 1_000_000,
-    "checkpoint_every": 1_000_000,
-    "log_every": 100,
-}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """The worker's evaluation metrics (see learns_worker.py: data, tokenizer, WAM, eval)."""
     root = tmp_path_factory.mktemp("wam_learns")
-    data_dir = str(root / "data")
-    build_babyai(data_dir, "BabyAI-GoToLocal-v0", episodes=EPISODES, clip_len=8)
-    config = load_config(f"{CONFIG}:smoke", {"data_dir": data_dir, **SMALL})
-    train(config, root / "tokenizer", "tokenizer")
-    config = load_config(
-        f"{CONFIG}:smoke",
-        {"data_dir": data_dir, "tokenizer_workdir": str(root / "tokenizer"), **SMALL},
+    env = {**os.environ, "XLA_FLAGS": WORKER_XLA_FLAGS}
+    run = subprocess.run(
+        [sys.executable, str(WORKER), str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
-    train_wam(config, root / "wam")
-    return evaluate_wam(root / "wam", episodes=EVAL_EPISODES, imagine=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads((root / "metrics.json").read_text())
 
 
 def test_trained_wam_beats_random_play_in_closed_loop(trained):

@@ -1,0 +1,59 @@
+"""The training half of test_wam_learns.py, in its own process: `python learns_worker.py OUT`.
+
+Builds 600 GoToLocal episodes with the expert bot, trains the genie tokenizer on their frames,
+then a WAM (joint video + action training, every label kept) on that tokenizer, plays it in
+closed loop on 50 held-out test seeds (`evaluate_wam`, which also plays random policies on
+the same seeds), and writes the evaluation's metrics to OUT/metrics.json.
+
+A process of its own, started with XLA's default optimization (see `WORKER_XLA_FLAGS` in
+test_wam_learns.py): the rest of the suite compiles its many small programs with XLA's backend
+optimization off (tests/conftest.py), which would halve the speed of these steps.
+"""
+
+import json
+import pathlib
+import sys
+
+from genie_jax.config_loading import load_config
+from genie_jax.train.loop import train
+from wam_jax.data import build_babyai
+from wam_jax.evaluate import evaluate_wam
+from wam_jax.task import train_wam
+
+CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
+EPISODES = 600  # 480 / 60 / 60 for train / validation / test
+EVAL_EPISODES = 50
+SMALL = {
+    "tokenizer.model.encoder_layers": 1,
+    "tokenizer.model.decoder_layers": 1,
+    "tokenizer.model.encoder_dim": 32,
+    "tokenizer.model.decoder_dim": 32,
+    "tokenizer.model.encoder_heads": 2,
+    "tokenizer.model.decoder_heads": 2,
+    "tokenizer.model.codebook_size": 32,
+    "tokenizer.num_steps": 300,
+    "wam.model.num_layers": 2,
+    "wam.model.dim": 64,
+    "wam.num_steps": 400,
+    "eval_every": 1_000_000,
+    "checkpoint_every": 1_000_000,
+    "log_every": 100,
+}
+
+
+def main(root: pathlib.Path) -> None:
+    data_dir = str(root / "data")
+    build_babyai(data_dir, "BabyAI-GoToLocal-v0", episodes=EPISODES, clip_len=8)
+    config = load_config(f"{CONFIG}:smoke", {"data_dir": data_dir, **SMALL})
+    train(config, root / "tokenizer", "tokenizer")
+    config = load_config(
+        f"{CONFIG}:smoke",
+        {"data_dir": data_dir, "tokenizer_workdir": str(root / "tokenizer"), **SMALL},
+    )
+    train_wam(config, root / "wam")
+    metrics = evaluate_wam(root / "wam", episodes=EVAL_EPISODES, imagine=False)
+    (root / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
+if __name__ == "__main__":
+    main(pathlib.Path(sys.argv[1]))
