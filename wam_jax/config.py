@@ -21,7 +21,7 @@ class WAMConfig(DtypeFields):
     scan_layers: bool = False
     remat_policy: str = "none"
     # Training masks, one mode per sample (see `masking.py`): their probabilities, in the
-    # order of MASK_MODES. `maskgit`: video tokens of frames 1.. hidden at a rate
+    # order of MASK_MODES. `maskgit`: video tokens from a random frame on hidden at a rate
     # U[min_mask_rate, max_mask_rate], action slots at a rate U[0, 1]; `policy`: everything
     # from a random frame on hidden; `inverse`: every action hidden, no video token.
     mode_probs: tuple[float, float, float] = (0.6, 0.25, 0.15)

@@ -19,7 +19,7 @@ from tests.wam.tiny import (
 from wam_jax.config import WAMConfig
 from wam_jax.masking import MODE_IDS, sample_wam_masks
 from wam_jax.model import WorldActionModel
-from wam_jax.steps import wam_losses
+from wam_jax.steps import shown_so_far, wam_losses
 from wam_jax.system import NO_LABEL, shift_into_slots
 
 N, V = 4, 16
@@ -148,6 +148,12 @@ def test_masks_per_mode():
     maskgit = mode == MODE_IDS["maskgit"]
     rates = video[maskgit][:, 1:].mean(axis=(1, 2))
     assert rates.std() > 0.05  # one rate per sample, not one per batch
+    # Maskgit hides video from a cut on too: the frames before it are whole, so the policy
+    # head trains on them. The first frame with a hidden token is at most length - 1.
+    first_hidden = np.array([np.argmax(v.any(axis=-1)) for v in video[maskgit]])
+    assert (first_hidden <= np.maximum(length[maskgit] - 1, 1)).all()
+    whole_prefix = np.asarray(shown_so_far(masks["video"])).sum(axis=1)[maskgit]
+    assert (whole_prefix >= 1).all() and (whole_prefix >= 2).mean() > 0.3
 
 
 def _losses(system, params, batch, video_hidden, slots_hidden, **weights):
