@@ -6,23 +6,30 @@ import tempfile
 
 import pytest
 
-# Must precede the first `import jax` anywhere in the test session. The 8 simulated devices
-# meet in a rendezvous for every collective; XLA aborts the process when one waits past
-# `xla_cpu_collective_call_terminate_timeout_seconds` (40 s by default), which a starved
-# device thread on a loaded 2-core machine can exceed. Two full-suite runs died with a silent
-# SIGABRT inside an 8-device train step on such a machine; 600 s keeps a slow step a slow step.
+
+# `XLA_FLAGS` must be set before the first `import jax` anywhere in the test session. The 8
+# simulated devices meet in a rendezvous for every collective; XLA aborts the process when one
+# waits past `xla_cpu_collective_call_terminate_timeout_seconds` (40 s by default), which a
+# starved device thread on a loaded 2-core machine can exceed. Two full-suite runs died with a
+# silent SIGABRT inside an 8-device train step on such a machine; 600 s keeps a slow step a
+# slow step.
 #
 # XLA's backend (LLVM) optimization is off: most tests compile many small programs and run each
 # a few times, and this compiles them about a third faster (the WAM sharded-step file 47 -> 34 s
 # on 2 cores). Results agree with the default build to float rounding, not bit for bit (3e-6 at
 # most on a WAM step's parameters); tests that compare runs compile both sides alike. The long
 # training run of test_wam_learns.py, where it would halve the speed, keeps XLA's defaults.
-FAST_COMPILE = "--xla_backend_optimization_level=0"
-os.environ.setdefault(
-    "XLA_FLAGS",
-    "--xla_force_host_platform_device_count=8 "
-    f"--xla_cpu_collective_call_terminate_timeout_seconds=600 {FAST_COMPILE}",
-)
+def xla_flags(devices: int, fast_compile: bool = True) -> str:
+    """The suite's `XLA_FLAGS` for a process with `devices` simulated CPU devices (the tests
+    that start processes give them these too)."""
+    flags = (
+        f"--xla_force_host_platform_device_count={devices} "
+        "--xla_cpu_collective_call_terminate_timeout_seconds=600"
+    )
+    return f"{flags} --xla_backend_optimization_level=0" if fast_compile else flags
+
+
+os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 
 # One XLA compilation cache per test run, shared by the xdist workers and the subprocesses the
 # tests start (they inherit the environment): many tests compile the same tiny programs through

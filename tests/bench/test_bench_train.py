@@ -136,7 +136,6 @@ def test_flops_count_every_layer_of_a_scanned_stack():
     (`step_flops` is what `bench train` reports as `model_flops_per_step`.)"""
     deeper = {
         **TINY_GENIE,
-        "mesh_shape": (1, 1, 1),
         "tokenizer.model.encoder_layers": 2,
         "tokenizer.model.decoder_layers": 2,
     }
@@ -144,11 +143,11 @@ def test_flops_count_every_layer_of_a_scanned_stack():
     for name, values in {
         "unrolled": deeper,
         "scanned": {**deeper, "tokenizer.model.scan_layers": True},
-        "shallow": {**TINY_GENIE, "mesh_shape": (1, 1, 1)},
+        "shallow": TINY_GENIE,
     }.items():
         config = load_config(f"{COINRUN}:smoke", values)
         bench = genie_bench_model(config, "tokenizer")
-        mesh = make_mesh(config.mesh_shape, jax.devices()[:1])
+        mesh = make_mesh((1, 1, 1), jax.devices()[:1])  # step_flops lowers on one device
         tx = make_optimizer(total_steps=10, **config.tokenizer.optimizer.to_dict())
         batch = bench.make_batch(4, np.random.default_rng(0))
         rules = rules_from_config(config.get("logical_axis_rules"))

@@ -16,7 +16,7 @@ devices_here = 8 if process_id < 0 else 4
 os.environ["XLA_FLAGS"] = (
     f"--xla_force_host_platform_device_count={devices_here} "
     "--xla_cpu_collective_call_terminate_timeout_seconds=600 "  # see tests/conftest.py
-    "--xla_backend_optimization_level=0"  # conftest's FAST_COMPILE
+    "--xla_backend_optimization_level=0"  # as conftest's xla_flags (not importable here)
 )
 
 import jax

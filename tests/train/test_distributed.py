@@ -20,7 +20,7 @@ from genie_jax.train.distributed import (
     initialize_distributed,
     plan_distributed,
 )
-from tests.conftest import FAST_COMPILE
+from tests.conftest import xla_flags
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
 from wam_jax import cli as wam_cli
 
@@ -181,11 +181,7 @@ def test_two_processes_train_checkpoint_and_a_lost_peer_ends_the_run(coinrun_dir
     argv += [f"--config.{key}={value}" for key, value in overrides.items() if key != "eval_every"]
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = (
-        "--xla_force_host_platform_device_count=2 "
-        "--xla_cpu_collective_call_terminate_timeout_seconds=600 "  # see tests/conftest.py
-        f"{FAST_COMPILE}"
-    )
+    env["XLA_FLAGS"] = xla_flags(2)
     env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2")
     root = pathlib.Path(__file__).resolve().parents[2]
     logs = [tmp_path / f"process_{i}.log" for i in range(2)]

@@ -14,7 +14,7 @@ from genie_jax.config_loading import ConfigError
 from genie_jax.train.checkpoint import CheckpointNotFoundError
 from genie_jax.train.loop import train
 from genie_jax.train.pretrained import PretrainedMismatchError
-from tests.conftest import FAST_COMPILE
+from tests.conftest import xla_flags
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
 
 TINY_LAM = {
@@ -183,7 +183,7 @@ def test_eval_of_an_8_device_checkpoint_runs_on_1_device(dynamics_run):
 
     workdir, _ = dynamics_run
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count=1 {FAST_COMPILE}"
+    env["XLA_FLAGS"] = xla_flags(1)
     command = [sys.executable, "-m", "genie_jax.cli", "eval", "--workdir", str(workdir)]
     command += ["--num-clips", "8", "--batch-size", "4", "--split", "validation"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

@@ -5,9 +5,9 @@ then a WAM (joint video + action training, every label kept) on that tokenizer, 
 closed loop on 50 held-out test seeds (`evaluate_wam`, which also plays random policies on
 the same seeds), and writes the evaluation's metrics to OUT/metrics.json.
 
-A process of its own, started with XLA's default optimization (see `WORKER_XLA_FLAGS` in
-test_wam_learns.py): the rest of the suite compiles its many small programs with XLA's backend
-optimization off (tests/conftest.py), which would halve the speed of these steps.
+A process of its own, started with XLA's default optimization by test_wam_learns.py: the rest
+of the suite compiles its many small programs with XLA's backend optimization off
+(tests/conftest.py), which would halve the speed of these steps.
 """
 
 import json

@@ -19,16 +19,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import xla_flags
 from tests.wam.learns_worker import EVAL_EPISODES
 from wam_jax.closed_loop import STEP_BUDGETS, play_random, success_within
 
 WORKER = pathlib.Path(__file__).with_name("learns_worker.py")
-# The suite's 8 simulated devices, with XLA's default backend optimization (the suite turns it
-# off to compile faster; these steps run long enough for it to pay).
-WORKER_XLA_FLAGS = (
-    "--xla_force_host_platform_device_count=8 "
-    "--xla_cpu_collective_call_terminate_timeout_seconds=600"
-)
 BUDGET = "16"  # steps; one of closed_loop.STEP_BUDGETS
 
 
@@ -36,7 +31,9 @@ BUDGET = "16"  # steps; one of closed_loop.STEP_BUDGETS
 def trained(tmp_path_factory):
     """The worker's evaluation metrics (see learns_worker.py: data, tokenizer, WAM, eval)."""
     root = tmp_path_factory.mktemp("wam_learns")
-    env = {**os.environ, "XLA_FLAGS": WORKER_XLA_FLAGS}
+    # The suite's 8 simulated devices with XLA's default backend optimization (the suite turns
+    # it off to compile faster; these steps run long enough for it to pay).
+    env = {**os.environ, "XLA_FLAGS": xla_flags(8, fast_compile=False)}
     run = subprocess.run(
         [sys.executable, str(WORKER), str(root)],
         env=env,
