@@ -5,6 +5,10 @@ import dataclasses
 from genie_jax.nn.config_parts import DtypeFields
 
 MASK_MODES = ("maskgit", "policy", "inverse")
+# Where a video token sits, added to the stack's learned per-position embedding:
+# "learned" adds nothing more; "grid" adds a learned row + column embedding (see
+# `GridPositionEmbedding`), shared by the tokens of a row and of a column.
+SPATIAL_POSITIONS = ("learned", "grid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +20,7 @@ class WAMConfig(DtypeFields):
     max_frames: int = 16  # the longest clip, instruction excluded
     max_words: int = 12  # L: instruction tokens (padded); every frame attends to them
     qk_norm: bool = True
+    spatial_positions: str = "learned"  # one of SPATIAL_POSITIONS
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False
@@ -29,6 +34,10 @@ class WAMConfig(DtypeFields):
     max_mask_rate: float = 1.0
 
     def __post_init__(self):
+        if self.spatial_positions not in SPATIAL_POSITIONS:
+            raise ValueError(
+                f"spatial_positions {self.spatial_positions!r} is not one of {SPATIAL_POSITIONS}"
+            )
         if len(self.mode_probs) != len(MASK_MODES) or min(self.mode_probs) < 0:
             raise ValueError(
                 f"mode_probs {self.mode_probs} must be {len(MASK_MODES)} non-negative "

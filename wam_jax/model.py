@@ -38,11 +38,18 @@ action head (`actions`, `latent_actions`) and the policy head (`next_actions`,
 `next_latent_actions`).
 """
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genie_jax.nn import FactorizedPositionEmbedding, STTransformer, stack_options
+from genie_jax.nn import (
+    FactorizedPositionEmbedding,
+    GridPositionEmbedding,
+    STTransformer,
+    stack_options,
+)
 from wam_jax.config import WAMConfig
 
 
@@ -101,6 +108,13 @@ class WorldActionModel(nn.Module):
         self.pos = FactorizedPositionEmbedding(
             cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
         )
+        if cfg.spatial_positions == "grid":
+            side = math.isqrt(self.num_tokens)
+            if side * side != self.num_tokens:
+                raise ValueError(f"grid positions need a square frame; {self.num_tokens} tokens")
+            self.grid_pos = GridPositionEmbedding(
+                side, side, cfg.dim, cfg.jnp_param_dtype, name="grid_pos"
+            )
         self.transformer = STTransformer(
             num_layers=cfg.num_layers,
             num_heads=cfg.num_heads,
@@ -144,6 +158,8 @@ class WorldActionModel(nn.Module):
         words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
         slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
         video_BTND = self.token_embed(tokens_BTN)
+        if self.config.spatial_positions == "grid":
+            video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
         x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)
         x_BTPD = self.transformer(self.pos(x_BTPD))
         x_BTPD = x_BTPD.astype(jnp.float32)

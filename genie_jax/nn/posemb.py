@@ -43,3 +43,35 @@ class FactorizedPositionEmbedding(nn.Module):
         time_TD = jax.lax.dynamic_slice_in_dim(time_TD, time_offset, num_frames, axis=0)
         pos_TND = time_TD[:, None, :] + space_ND[None, :, :]
         return x_BTND + pos_TND.astype(x_BTND.dtype)
+
+
+class GridPositionEmbedding(nn.Module):
+    """row_HD[r] + col_WD[c] for the tokens of an H x W patch grid, flattened row-major: [N, D].
+
+    A learned table per axis instead of one vector per token: two tokens in the same row
+    share a component, so where things are relative to each other (the agent and the object
+    a mission names) is there from the first step rather than learned token by token.
+    """
+
+    rows: int  # H
+    cols: int  # W
+    dim: int  # D
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        init = nn.initializers.normal(stddev=0.02)
+        row_HD = self.param(
+            "row",
+            nn.with_logical_partitioning(init, ("tokens", "embed")),
+            (self.rows, self.dim),
+            self.param_dtype,
+        )
+        col_WD = self.param(
+            "col",
+            nn.with_logical_partitioning(init, ("tokens", "embed")),
+            (self.cols, self.dim),
+            self.param_dtype,
+        )
+        grid_HWD = row_HD[:, None, :] + col_WD[None, :, :]
+        return grid_HWD.reshape(self.rows * self.cols, self.dim)

@@ -25,9 +25,15 @@ from wam_jax.system import NO_LABEL, shift_into_slots
 N, V = 4, 16
 
 
-def _backbone():
+def _backbone(spatial_positions: str = "learned"):
     config = WAMConfig(
-        num_layers=2, dim=32, num_heads=2, mlp_ratio=2, max_frames=FRAMES, max_words=WORDS
+        num_layers=2,
+        dim=32,
+        num_heads=2,
+        mlp_ratio=2,
+        max_frames=FRAMES,
+        max_words=WORDS,
+        spatial_positions=spatial_positions,
     )
     model = WorldActionModel(
         config, vocab_size=V, num_tokens=N, num_actions=ACTIONS, num_latent_actions=0, num_words=11
@@ -267,3 +273,41 @@ def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match="expects words"):
         model.apply({"params": params}, words[:, :2], tokens, slots)
     assert TOKENIZER.num_tokens == N
+
+
+def test_grid_positions_add_a_row_and_a_column_vector_to_each_video_token():
+    """With the grid embedding at zero the grid model is the plain one; a row vector then
+    moves the tokens of that row (N = 4: a 2 x 2 grid) and no word or slot input."""
+    plain, params, words, tokens, slots = _backbone()
+    grid, grid_params, *_ = _backbone("grid")
+    dim = grid.config.dim
+    grid_params = dict(params, grid_pos={"row": jnp.zeros((2, dim)), "col": jnp.zeros((2, dim))})
+    base = plain.apply({"params": params}, words, tokens, slots)
+    for name, value in grid.apply({"params": grid_params}, words, tokens, slots).items():
+        np.testing.assert_allclose(value, base[name], atol=1e-6, err_msg=name)
+    # Row 1 shifted by a vector == the plain model with that vector added to tokens 2 and 3's
+    # embeddings, i.e. to their rows of the token table when each token id is distinct.
+    shift_D = jnp.asarray(np.random.default_rng(1).normal(0, 0.5, dim), jnp.float32)
+    grid_params["grid_pos"] = {
+        "row": jnp.stack([jnp.zeros(dim), shift_D]),
+        "col": jnp.zeros((2, dim)),
+    }
+    distinct = jnp.broadcast_to(jnp.arange(N), tokens.shape)
+    table = params["token_embed"]["embedding"]
+    moved_table = table.at[2:N].add(shift_D)
+    moved = plain.apply(
+        {"params": dict(params, token_embed={"embedding": moved_table})}, words, distinct, slots
+    )
+    for name, value in grid.apply({"params": grid_params}, words, distinct, slots).items():
+        np.testing.assert_allclose(value, moved[name], atol=1e-5, err_msg=name)
+    assert (
+        np.abs(
+            moved["video"] - plain.apply({"params": params}, words, distinct, slots)["video"]
+        ).max()
+        > 1e-3
+    )
+
+
+def test_unknown_spatial_positions_are_refused():
+    with pytest.raises(ValueError, match="spatial_positions 'rows'"):
+        WAMConfig(spatial_positions="rows")
