@@ -21,6 +21,11 @@ class WAMConfig(DtypeFields):
     max_words: int = 12  # L: instruction tokens (padded); every frame attends to them
     qk_norm: bool = True
     spatial_positions: str = "learned"  # one of SPATIAL_POSITIONS
+    # True: the frozen tokenizer encodes every frame as a clip of its own, so a cell's code
+    # depends on that frame only. False: the whole clip at once, where the tokenizer's causal
+    # temporal attention can give the same cell different codes after different histories
+    # (on BabyAI, each agent orientation came out as 2-4 codes; see NOTES).
+    tokenize_per_frame: bool = False
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False

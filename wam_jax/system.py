@@ -48,9 +48,15 @@ class WAMSystem(nn.Module):
         )
 
     def tokenize(self, video_BTHWC: jax.Array) -> jax.Array:
-        """Pixels in [0, 1] -> token indices [B, T, N]; the tokenizer never trains here."""
+        """Pixels in [0, 1] -> token indices [B, T, N]; the tokenizer never trains here.
+
+        With `wam_config.tokenize_per_frame`, each frame is encoded as a one-frame clip."""
+        batch, frames = video_BTHWC.shape[:2]
+        if self.wam_config.tokenize_per_frame:
+            video_BTHWC = video_BTHWC.reshape((batch * frames, 1) + video_BTHWC.shape[2:])
         _, aux = self.tokenizer.encode(video_BTHWC, train=False)
-        return jax.lax.stop_gradient(aux["indices"])
+        indices_BTN = aux["indices"].reshape(batch, frames, -1)
+        return jax.lax.stop_gradient(indices_BTN)
 
     def detokenize(self, indices_BTN: jax.Array) -> jax.Array:
         return self.tokenizer.decode_indices(indices_BTN)

@@ -19,7 +19,7 @@ from genie_jax.train.tasks import Task, dataclass_from_config
 from wam_jax.config import WAMConfig
 from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.balance import LabelBalancedView
-from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
+from wam_jax.data.pipeline import WAMRecord, labelled_episodes
 from wam_jax.data.vocab import Vocabulary
 from wam_jax.steps import wam_eval_step, wam_train_step
 from wam_jax.system import WAMSystem
@@ -139,21 +139,24 @@ def train_operations(
     config: ml_collections.ConfigDict, train_source, vocab: Vocabulary, max_words: int
 ) -> tuple:
     """grain operations from stored training windows to WAM batches (labels hidden outside
-    the labelled fraction; the BC baseline keeps the labelled episodes only)."""
-    labels = _train_labels(config, train_source)
-    operations: tuple = (WAMRecord(vocab, max_words, labels),)
-    if config.wam.behaviour_cloning and labels is not None:
-        operations = (LabelledOnly(labels), *operations)
-    return operations
+    the labelled fraction; the BC baseline reads a view of the labelled episodes only, see
+    `label_balancing`)."""
+    return (WAMRecord(vocab, max_words, _train_labels(config, train_source)),)
 
 
 def label_balancing(config: ml_collections.ConfigDict, train_source):
-    """The train split's view with `config.wam.labelled_share` of labelled windows, or None
-    where every or no window is labelled, for the BC baseline (labelled windows only), or when
-    the share is 0."""
+    """The train split's view with `config.wam.labelled_share` of labelled windows; for the
+    BC baseline, the labelled windows only. None (the split as it is) where every window is
+    labelled, or, outside BC, where none is or the share is 0."""
     share = config.wam.get("labelled_share", 0.0)
     labels = _train_labels(config, train_source)
-    if not share or labels is None or not labels.any() or config.wam.behaviour_cloning:
+    if config.wam.behaviour_cloning:
+        if labels is None:
+            return None
+        if not labels.any():
+            raise ConfigError("behaviour cloning needs labelled episodes; this run has none")
+        share = 1.0
+    elif not share or labels is None or not labels.any():
         return None
     return functools.partial(LabelBalancedView, labelled_episodes=labels, share=share)
 

@@ -30,7 +30,14 @@ def test_natural_share_or_one_kind_only_leaves_the_split_alone():
     assert np.array_equal(balanced_index(np.zeros(10, bool), 0.5), np.arange(10))
     assert np.array_equal(balanced_index(np.ones(10, bool), 0.5), np.arange(10))
     with pytest.raises(ValueError, match="labelled share"):
-        balanced_index(half, 1.0)
+        balanced_index(half, 1.5)
+
+
+def test_share_one_is_the_labelled_windows_once():
+    labelled = np.arange(20) % 7 == 3
+    assert np.array_equal(balanced_index(labelled, 1.0), [3, 10, 17])
+    with pytest.raises(ValueError, match="none"):
+        balanced_index(np.zeros(5, bool), 1.0)
 
 
 class _Windows:

@@ -311,3 +311,30 @@ def test_grid_positions_add_a_row_and_a_column_vector_to_each_video_token():
 def test_unknown_spatial_positions_are_refused():
     with pytest.raises(ValueError, match="spatial_positions 'rows'"):
         WAMConfig(spatial_positions="rows")
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_tokens_per_frame_depend_on_that_frame_only(per_frame):
+    """`tokenize_per_frame`: frame t's codes are those of frame t encoded alone, whatever came
+    before; otherwise the tokenizer's causal temporal attention lets earlier frames in."""
+    system = tiny_system(tokenize_per_frame=per_frame)
+    batch = tiny_batch(batch=4, seed=3)
+    params = tiny_params(system, batch)
+    tokenize = jax.jit(
+        lambda video: system.apply({"params": params}, video, method=system.tokenize)
+    )
+    video = jnp.asarray(batch["video"], jnp.float32) / 255.0
+    tokens_BTN = np.asarray(tokenize(video))
+    alone_BTN = np.concatenate(
+        [np.asarray(tokenize(video[:, t : t + 1])) for t in range(FRAMES)], 1
+    )
+    other = video.at[:, 0].set(
+        jnp.asarray(np.random.default_rng(9).random(video.shape[:1] + video.shape[2:]), jnp.float32)
+    )
+    later_changed = (np.asarray(tokenize(other))[:, 1:] != tokens_BTN[:, 1:]).mean()
+    if per_frame:
+        np.testing.assert_array_equal(tokens_BTN, alone_BTN)
+        assert later_changed == 0
+    else:
+        np.testing.assert_array_equal(tokens_BTN[:, 0], alone_BTN[:, 0])
+        assert later_changed > 0

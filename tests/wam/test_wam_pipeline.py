@@ -16,7 +16,7 @@ from wam_jax.cli import main
 from wam_jax.data import build_babyai, open_babyai_split
 from wam_jax.data.babyai_builder import DATASET_NAME
 from wam_jax.data.babyai_env import NUM_ACTIONS
-from wam_jax.data.pipeline import LabelledOnly, WAMRecord, labelled_episodes
+from wam_jax.data.pipeline import WAMRecord, labelled_episodes
 from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
 from wam_jax.task import train_wam, wam_task
@@ -153,15 +153,13 @@ def test_unlabelled_episodes_lose_their_actions(data_dir):
     labels = np.zeros(int(source.metadata["splits"]["train"]["episodes"]), bool)
     labels[0] = True
     record = WAMRecord(vocab, max_words=12, labelled=labels)
-    keep = LabelledOnly(labels)
     for i in range(len(source)):
         element = source[i]
         out = record.map(element)
         if int(element["episode"]) == 0:
             np.testing.assert_array_equal(out["actions"], element["actions"])
-            assert keep.filter(element)
         else:
-            assert (out["actions"] == -1).all() and not keep.filter(element)
+            assert (out["actions"] == -1).all()
         assert out["words"].shape == (12,) and out["words"][0] > 0
 
 
@@ -244,4 +242,9 @@ def test_label_balanced_batches_hold_the_configured_share(data_dir, tmp_path):
         tokenizer_workdir="unused",
         **{"wam.label_fraction": 0.1, "wam.behaviour_cloning": True},
     )
-    assert wam_task(bc, tmp_path / "bc")[0].train_source_view is None
+    # The BC baseline reads the labelled episodes' windows, each once, and nothing else.
+    bc_view = wam_task(bc, tmp_path / "bc")[0].train_source_view(source)
+    assert sorted(bc_view[i]["episode"] for i in range(len(bc_view))) == sorted(
+        source[i]["episode"] for i in np.flatnonzero(view.labelled_window)
+    )
+    assert bc_view.labelled_share == 1.0

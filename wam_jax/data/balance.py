@@ -9,7 +9,9 @@ grain sampler then shuffles the view as it would the split, so the share holds p
 in expectation, per batch; the data order stays a function of the seed and resumes exactly.
 
 A share at or below the split's own labelled share, or a split with no labelled or no
-unlabelled window, leaves the split as it is.
+unlabelled window, leaves the split as it is. Share 1 is the behaviour-cloning baseline's view:
+the labelled windows only, each once (an index, so a 1% run reads its 1% and nothing else,
+where a filter would decode and drop 99 windows for every one it keeps).
 """
 
 import numpy as np
@@ -30,11 +32,16 @@ def labelled_windows(source, labelled_episodes: np.ndarray) -> np.ndarray:
 
 
 def balanced_index(labelled_window: np.ndarray, share: float) -> np.ndarray:
-    """Indices into the split: every unlabelled window once, labelled ones repeated to `share`."""
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"labelled share must be in [0, 1), got {share}")
+    """Indices into the split: every unlabelled window once, labelled ones repeated to `share`
+    (share 1: each labelled window once, nothing else)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"labelled share must be in [0, 1], got {share}")
     labelled = np.flatnonzero(labelled_window)
     unlabelled = np.flatnonzero(~labelled_window)
+    if share == 1.0:
+        if not len(labelled):
+            raise ValueError("labelled share 1 asks for labelled windows only; there are none")
+        return labelled
     natural = len(labelled) / max(len(labelled_window), 1)
     if not len(labelled) or not len(unlabelled) or share <= natural:
         return np.arange(len(labelled_window))

@@ -51,13 +51,3 @@ class WAMRecord(grain.transforms.Map):
             "actions": actions,
             "length": np.int32(element["length"]),
         }
-
-
-class LabelledOnly(grain.transforms.Filter):
-    """Keeps the windows of labelled episodes (the behaviour-cloning baseline's data)."""
-
-    def __init__(self, labelled: np.ndarray):
-        self._labelled = labelled
-
-    def filter(self, element: dict) -> bool:
-        return bool(self._labelled[int(element["episode"])])
