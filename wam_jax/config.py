@@ -26,6 +26,11 @@ class WAMConfig(DtypeFields):
     # temporal attention can give the same cell different codes after different histories
     # (on BabyAI, each agent orientation came out as 2-4 codes; see NOTES).
     tokenize_per_frame: bool = False
+    # True: every video token embedding is modulated by the instruction, e * (1 + gamma) +
+    # beta with (gamma, beta) a linear map of the mean word embedding (FiLM, as the BabyAI
+    # baselines condition their visual features), zero at initialization. False: the
+    # instruction reaches the frame through attention only.
+    instruction_film: bool = False
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False

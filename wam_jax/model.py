@@ -122,6 +122,15 @@ class WorldActionModel(nn.Module):
             name="transformer",
             **stack_options(cfg),
         )
+        if cfg.instruction_film:
+            self.film = nn.Dense(
+                2 * cfg.dim,
+                dtype=cfg.jnp_dtype,
+                param_dtype=cfg.jnp_param_dtype,
+                kernel_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed", "mlp")),
+                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
+                name="film",
+            )
         self.video_head = _head(self.vocab_size, cfg, "vocab", "video_head")
         self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
         self.policy_head = _head(self.num_actions, cfg, "actions", "policy_head")
@@ -145,6 +154,15 @@ class WorldActionModel(nn.Module):
                 f"{tokens_BTN.shape}, slots {slots_BT.shape}"
             )
 
+    def _film(self, words_BL: jax.Array, words_BLD: jax.Array, video_BTND: jax.Array) -> jax.Array:
+        """video * (1 + gamma) + beta, (gamma, beta) from the mean embedding of the words
+        (padding, id 0, left out)."""
+        real_BL1 = (words_BL > 0)[:, :, None].astype(words_BLD.dtype)
+        count_B1 = jnp.maximum(jnp.sum(real_BL1, axis=1), 1.0)
+        bag_BD = jnp.sum(words_BLD * real_BL1, axis=1) / count_B1
+        gamma_BD, beta_BD = jnp.split(self.film(bag_BD), 2, axis=-1)
+        return video_BTND * (1.0 + gamma_BD[:, None, None, :]) + beta_BD[:, None, None, :]
+
     def __call__(
         self, words_BL: jax.Array, tokens_BTN: jax.Array, slots_BT: jax.Array
     ) -> dict[str, jax.Array]:
@@ -160,6 +178,8 @@ class WorldActionModel(nn.Module):
         video_BTND = self.token_embed(tokens_BTN)
         if self.config.spatial_positions == "grid":
             video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
+        if self.config.instruction_film:
+            video_BTND = self._film(words_BL, words_BLD, video_BTND)
         x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)
         x_BTPD = self.transformer(self.pos(x_BTPD))
         x_BTPD = x_BTPD.astype(jnp.float32)

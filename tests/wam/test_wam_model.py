@@ -25,7 +25,7 @@ from wam_jax.system import NO_LABEL, shift_into_slots
 N, V = 4, 16
 
 
-def _backbone(spatial_positions: str = "learned"):
+def _backbone(spatial_positions: str = "learned", **overrides):
     config = WAMConfig(
         num_layers=2,
         dim=32,
@@ -34,6 +34,7 @@ def _backbone(spatial_positions: str = "learned"):
         max_frames=FRAMES,
         max_words=WORDS,
         spatial_positions=spatial_positions,
+        **overrides,
     )
     model = WorldActionModel(
         config, vocab_size=V, num_tokens=N, num_actions=ACTIONS, num_latent_actions=0, num_words=11
@@ -338,3 +339,33 @@ def test_tokens_per_frame_depend_on_that_frame_only(per_frame):
     else:
         np.testing.assert_array_equal(tokens_BTN[:, 0], alone_BTN[:, 0])
         assert later_changed > 0
+
+
+def test_instruction_film_modulates_video_tokens_by_the_mean_word():
+    """FiLM at zero is the plain model; otherwise each video embedding becomes
+    e * (1 + gamma) + beta with (gamma, beta) = Dense(mean of the non-padding words)."""
+    plain, params, words, tokens, slots = _backbone()
+    film, film_params, *_ = _backbone(instruction_film=True)
+    dim = film.config.dim
+    zero = dict(params, film={"kernel": jnp.zeros((dim, 2 * dim)), "bias": jnp.zeros(2 * dim)})
+    base = plain.apply({"params": params}, words, tokens, slots)
+    for name, value in film.apply({"params": zero}, words, tokens, slots).items():
+        np.testing.assert_allclose(value, base[name], atol=1e-6, err_msg=name)
+
+    words = words.at[0, -2:].set(0)  # two padding positions
+    rng = np.random.default_rng(2)
+    kernel, bias = rng.normal(0, 0.3, (dim, 2 * dim)), rng.normal(0, 0.3, 2 * dim)
+    film_params = dict(params, film={"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)})
+    table = np.asarray(params["word_embed"]["embedding"])
+    video = rng.normal(size=(1, FRAMES, N, dim)).astype(np.float32)
+
+    def modulated(p):
+        embedded = p["word_embed"]["embedding"][words]
+        return film.apply({"params": p}, words, embedded, jnp.asarray(video), method="_film")
+
+    bag = table[np.asarray(words[0, :-2])].mean(axis=0)
+    gamma, beta = np.split(bag @ kernel + bias, 2)
+    np.testing.assert_allclose(modulated(film_params), video * (1 + gamma) + beta, rtol=2e-5)
+    # The padding word's embedding plays no part.
+    padded = dict(film_params, word_embed={"embedding": jnp.asarray(table).at[0].add(1.0)})
+    np.testing.assert_allclose(modulated(padded), modulated(film_params), rtol=1e-6)
