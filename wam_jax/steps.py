@@ -181,21 +181,27 @@ def wam_eval_step(
 ) -> Metrics:
     """Losses under fixed masks, one per use of the model: policy (the last frame of each clip
     and its slot hidden; the policy head's a_t at every earlier frame), world model (the last
-    frame hidden, actions given) and inverse dynamics (all actions hidden, video given)."""
+    frame hidden, actions given) and inverse dynamics (all actions hidden, video given).
+
+    `policy_other_instruction_*`: the policy query with each clip given the next clip's
+    instruction (the batch rolled by one). A policy that follows its instruction loses
+    accuracy there; one that ignores it scores the same as with its own."""
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     frames = actions_BT.shape[1]
     variables = {"params": state.params, **state.model_state}
     after_first_BT = jnp.broadcast_to(jnp.arange(frames) >= 1, actions_BT.shape)
     policy_video, policy_slots = policy_masks(length_B, frames, num_tokens)
+    other_words_BL = jnp.roll(words_BL, 1, axis=0)
     uses = {
-        "policy": (policy_video, policy_slots),
-        "world": (policy_video, jnp.zeros_like(policy_slots)),
-        "inverse": (jnp.zeros_like(policy_video), after_first_BT),
+        "policy": (words_BL, policy_video, policy_slots),
+        "policy_other_instruction": (other_words_BL, policy_video, policy_slots),
+        "world": (words_BL, policy_video, jnp.zeros_like(policy_slots)),
+        "inverse": (words_BL, jnp.zeros_like(policy_video), after_first_BT),
     }
     metrics = {}
-    for name, (video_hidden, slots_hidden) in uses.items():
+    for name, (words, video_hidden, slots_hidden) in uses.items():
         logits, aux = state.apply_fn(
-            variables, words_BL, video_BTHWC, actions_BT, length_B, video_hidden, slots_hidden
+            variables, words, video_BTHWC, actions_BT, length_B, video_hidden, slots_hidden
         )
         loss, m = wam_losses(
             logits,
@@ -212,6 +218,11 @@ def wam_eval_step(
             metrics["loss"] = loss
             metrics.update(
                 policy_action_accuracy=m["policy_accuracy"], policy_action_ce=m["policy_ce"]
+            )
+        elif name == "policy_other_instruction":
+            metrics.update(
+                policy_other_instruction_accuracy=m["policy_accuracy"],
+                policy_other_instruction_ce=m["policy_ce"],
             )
         elif name == "world":
             metrics.update(world_video_accuracy=m["video_accuracy"], world_video_ce=m["video_ce"])

@@ -1,5 +1,7 @@
 """The WAM backbone and its losses: alignment, causality, what the action loss counts."""
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,7 @@ from tests.wam.tiny import (
 from wam_jax.config import WAMConfig
 from wam_jax.masking import MODE_IDS, sample_wam_masks
 from wam_jax.model import WorldActionModel
-from wam_jax.steps import shown_so_far, wam_losses
+from wam_jax.steps import shown_so_far, wam_eval_step, wam_losses
 from wam_jax.system import NO_LABEL, shift_into_slots
 
 N, V = 4, 16
@@ -369,3 +371,21 @@ def test_instruction_film_modulates_video_tokens_by_the_mean_word():
     # The padding word's embedding plays no part.
     padded = dict(film_params, word_embed={"embedding": jnp.asarray(table).at[0].add(1.0)})
     np.testing.assert_allclose(modulated(padded), modulated(film_params), rtol=1e-6)
+
+
+def test_eval_reports_the_policy_under_another_clips_instruction():
+    """The rolled-instruction policy metric equals the policy's own when every clip has the
+    same instruction, and moves when the instructions differ (random weights read words)."""
+    system = tiny_system()
+    batch = tiny_batch(batch=4, seed=5)
+    params = tiny_params(system, batch)
+    state = types.SimpleNamespace(apply_fn=system.apply, params=params, model_state={})
+    evaluate = jax.jit(
+        lambda b: wam_eval_step(state, b, num_tokens=TOKENIZER.num_tokens, action_loss_weight=1.0)
+    )
+    same = dict(batch, words=np.broadcast_to(batch["words"][:1], batch["words"].shape).copy())
+    metrics = evaluate(same)
+    assert metrics["policy_other_instruction_ce"] == metrics["policy_action_ce"]
+    assert metrics["policy_other_instruction_accuracy"] == metrics["policy_action_accuracy"]
+    metrics = evaluate(batch)
+    assert abs(metrics["policy_other_instruction_ce"] - metrics["policy_action_ce"]) > 1e-4
