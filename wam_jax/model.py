@@ -30,6 +30,10 @@ DEVIATION: Genie's dynamics model predicts no actions. Reading the policy from t
 of a hidden next frame (the first design here) stayed at the action prior after 600 smoke
 steps; next-action prediction gets a training example from every shown frame.
 
+Options (`WAMConfig`): `spatial_positions="grid"` adds a row + column vector to each video
+token; `instruction_film` modulates the video token embeddings by the mean word embedding
+(FiLM) before the stack. Both are off by default (RESULTS.md has what they measured).
+
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
 Video ids: 0..V-1 tokenizer codes, V the mask. Outputs are fp32 logits: video [B, T, N, V],

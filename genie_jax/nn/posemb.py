@@ -48,9 +48,9 @@ class FactorizedPositionEmbedding(nn.Module):
 class GridPositionEmbedding(nn.Module):
     """row_HD[r] + col_WD[c] for the tokens of an H x W patch grid, flattened row-major: [N, D].
 
-    A learned table per axis instead of one vector per token: two tokens in the same row
-    share a component, so where things are relative to each other (the agent and the object
-    a mission names) is there from the first step rather than learned token by token.
+    A learned table per axis instead of one vector per token: tokens in the same row (or
+    column) share a component from the first step, where per-token vectors must each learn
+    where their token sits. Added on top of the stack's per-position embedding.
     """
 
     rows: int  # H
