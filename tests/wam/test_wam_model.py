@@ -17,6 +17,7 @@ from tests.wam.tiny import (
     tiny_batch,
     tiny_params,
     tiny_system,
+    tiny_wam_config,
 )
 from wam_jax.config import WAMConfig
 from wam_jax.masking import MODE_IDS, sample_wam_masks
@@ -28,16 +29,7 @@ N, V = 4, 16
 
 
 def _backbone(spatial_positions: str = "learned", **overrides):
-    config = WAMConfig(
-        num_layers=2,
-        dim=32,
-        num_heads=2,
-        mlp_ratio=2,
-        max_frames=FRAMES,
-        max_words=WORDS,
-        spatial_positions=spatial_positions,
-        **overrides,
-    )
+    config = tiny_wam_config(spatial_positions=spatial_positions, **overrides)
     model = WorldActionModel(
         config, vocab_size=V, num_tokens=N, num_actions=ACTIONS, num_latent_actions=0, num_words=11
     )

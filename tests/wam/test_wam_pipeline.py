@@ -138,6 +138,10 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
             tmp_path,
         )
 
+    no_labels = {"wam.label_fraction": 0.0, "wam.behaviour_cloning": True}
+    with pytest.raises(ConfigError, match="behaviour cloning needs labelled episodes"):
+        wam_task(_config(data_dir, tokenizer_workdir="t", **no_labels), tmp_path / "bc")
+
 
 def test_label_fractions_are_nested_and_exact():
     ten = labelled_episodes(800, 0.1, seed=0)

@@ -29,11 +29,16 @@ TOKENIZER = TokenizerConfig(codebook_size=16, **_TINY_VIDEO_MODEL)
 LAM = LAMConfig(num_actions=4, **_TINY_VIDEO_MODEL)
 
 
-def tiny_system(with_lam: bool = False, **wam_overrides) -> WAMSystem:
+def tiny_wam_config(**overrides) -> WAMConfig:
+    """The tests' small backbone: 2 layers of width 32, FRAMES frames, WORDS words."""
     wam = WAMConfig(
         num_layers=2, dim=32, num_heads=2, mlp_ratio=2, max_frames=FRAMES, max_words=WORDS
     )
-    wam = dataclasses.replace(wam, **wam_overrides)
+    return dataclasses.replace(wam, **overrides)
+
+
+def tiny_system(with_lam: bool = False, **wam_overrides) -> WAMSystem:
+    wam = tiny_wam_config(**wam_overrides)
     return WAMSystem(
         TOKENIZER, LAM if with_lam else None, wam, num_actions=ACTIONS, num_words=VOCAB_WORDS
     )
