@@ -7,8 +7,10 @@ from genie_jax.nn.config_parts import DtypeFields
 MASK_MODES = ("maskgit", "policy", "inverse")
 # Where a video token sits, added to the stack's learned per-position embedding:
 # "learned" adds nothing more; "grid" adds a learned row + column embedding (see
-# `GridPositionEmbedding`), shared by the tokens of a row and of a column.
-SPATIAL_POSITIONS = ("learned", "grid")
+# `GridPositionEmbedding`), shared by the tokens of a row and of a column; "coords" adds, on
+# top of "grid", a learned linear map of fixed coordinate features (`GridCoordinateEmbedding`:
+# the scaled row and column and sin / cos of them), so that offsets between tokens are linear.
+SPATIAL_POSITIONS = ("learned", "grid", "coords")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,11 @@ class WAMConfig(DtypeFields):
     # baselines condition their visual features), zero at initialization. False: the
     # instruction reaches the frame through attention only.
     instruction_film: bool = False
+    # True: one more head, a logit per video token: "this cell holds an object the instruction
+    # names", trained (weight `config.wam.target_loss_weight`) to point at those cells with
+    # labels the simulator gives for free. An auxiliary grounding objective; the policy never
+    # reads the head. False: no such head or loss.
+    target_head: bool = False
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False

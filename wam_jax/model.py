@@ -31,8 +31,11 @@ of a hidden next frame (the first design here) stayed at the action prior after 
 steps; next-action prediction gets a training example from every shown frame.
 
 Options (`WAMConfig`): `spatial_positions="grid"` adds a row + column vector to each video
-token; `instruction_film` modulates the video token embeddings by the mean word embedding
-(FiLM) before the stack. Both are off by default (RESULTS.md has what they measured).
+token (`"coords"`: and a learned linear map of fixed coordinate features);
+`instruction_film` modulates the video token embeddings by the mean word embedding (FiLM)
+before the stack; `target_head` adds a logit per video token, trained to point at the
+cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]). All are
+off by default (RESULTS.md has what they measured).
 
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
@@ -50,6 +53,7 @@ import jax.numpy as jnp
 
 from genie_jax.nn import (
     FactorizedPositionEmbedding,
+    GridCoordinateEmbedding,
     GridPositionEmbedding,
     STTransformer,
     stack_options,
@@ -112,13 +116,17 @@ class WorldActionModel(nn.Module):
         self.pos = FactorizedPositionEmbedding(
             cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
         )
-        if cfg.spatial_positions == "grid":
+        if cfg.spatial_positions in ("grid", "coords"):
             side = math.isqrt(self.num_tokens)
             if side * side != self.num_tokens:
                 raise ValueError(f"grid positions need a square frame; {self.num_tokens} tokens")
             self.grid_pos = GridPositionEmbedding(
                 side, side, cfg.dim, cfg.jnp_param_dtype, name="grid_pos"
             )
+            if cfg.spatial_positions == "coords":
+                self.coord_pos = GridCoordinateEmbedding(
+                    side, side, cfg.dim, cfg.jnp_param_dtype, name="coord_pos"
+                )
         self.transformer = STTransformer(
             num_layers=cfg.num_layers,
             num_heads=cfg.num_heads,
@@ -136,6 +144,8 @@ class WorldActionModel(nn.Module):
                 name="film",
             )
         self.video_head = _head(self.vocab_size, cfg, "vocab", "video_head")
+        if cfg.target_head:
+            self.target_head = _head(1, cfg, "actions", "target_head")
         self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
         self.policy_head = _head(self.num_actions, cfg, "actions", "policy_head")
         if self.num_latent_actions:
@@ -180,8 +190,10 @@ class WorldActionModel(nn.Module):
         words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
         slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
         video_BTND = self.token_embed(tokens_BTN)
-        if self.config.spatial_positions == "grid":
+        if self.config.spatial_positions in ("grid", "coords"):
             video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
+        if self.config.spatial_positions == "coords":
+            video_BTND = video_BTND + self.coord_pos().astype(video_BTND.dtype)
         if self.config.instruction_film:
             video_BTND = self._film(words_BL, words_BLD, video_BTND)
         x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)
@@ -189,11 +201,14 @@ class WorldActionModel(nn.Module):
         x_BTPD = x_BTPD.astype(jnp.float32)
         slot = self.config.max_words
         slot_BTD = x_BTPD[:, :, slot]
+        video_out_BTND = x_BTPD[:, :, slot + 1 :]
         out = {
-            "video": self.video_head(x_BTPD[:, :, slot + 1 :]),
+            "video": self.video_head(video_out_BTND),
             "actions": self.action_head(slot_BTD),
             "next_actions": self.policy_head(slot_BTD),
         }
+        if self.config.target_head:
+            out["targets"] = self.target_head(video_out_BTND)[..., 0]
         if self.num_latent_actions:
             out["latent_actions"] = self.latent_head(slot_BTD)
             out["next_latent_actions"] = self.latent_policy_head(slot_BTD)

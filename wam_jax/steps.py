@@ -7,7 +7,10 @@ video) or shown (policy):
            NO_LABEL) adds nothing to it, so it trains the video part alone;
   policy   a_t from frame t's slot (the policy head) where a_t is known and every token of
            frames 0..t was shown (the closed-loop query: the observed past, nothing hidden);
-  latent   the same two for the LAM's latent actions (with a LAM), weighted like actions.
+  latent   the same two for the LAM's latent actions (with a LAM), weighted like actions;
+  target   (with the model's target head and a batch's `targets`) in every frame inside the
+           episode where the mission's object is on the grid, -log of the softmax mass the
+           frame's token logits put on its target tokens, weighted by `target_loss_weight`.
 action_ce = slot_weight·actions + policy (slot_weight 0: behaviour cloning, which learns
 the policy alone).
 The tokenizer and the LAM are frozen: their params enter under `stop_gradient` and their
@@ -42,6 +45,28 @@ def masked_ce(logits_XK: jax.Array, targets_X: jax.Array, weight_X: jax.Array) -
     }
 
 
+def pointer_ce(logits_BTN: jax.Array, targets_BTN: jax.Array, weight_BT: jax.Array) -> dict:
+    """Per frame, -log sum_{n target} softmax(logits)_n, averaged over `weight_BT` & frames
+    with a target; `accuracy`: the frame's top token is a target."""
+    has_target_BT = jnp.any(targets_BTN, axis=-1)
+    weight_BT = (weight_BT & has_target_BT).astype(jnp.float32)
+    all_BT = jax.nn.logsumexp(logits_BTN, axis=-1)
+    # A frame without a target keeps all its tokens here (no all -inf row, no NaN gradient).
+    kept_BTN = targets_BTN | ~has_target_BT[..., None]
+    on_target_BT = jax.nn.logsumexp(jnp.where(kept_BTN, logits_BTN, -jnp.inf), axis=-1)
+    ce_BT = jnp.where(has_target_BT, all_BT - on_target_BT, 0.0)
+    top_BT = jnp.take_along_axis(targets_BTN, jnp.argmax(logits_BTN, axis=-1)[..., None], axis=-1)[
+        ..., 0
+    ]
+    count = jnp.sum(weight_BT)
+    safe = jnp.maximum(count, 1.0)
+    return {
+        "ce": jnp.sum(ce_BT * weight_BT) / safe,
+        "accuracy": jnp.sum(top_BT.astype(jnp.float32) * weight_BT) / safe,
+        "count": count,
+    }
+
+
 def shown_so_far(video_hidden_BTN: jax.Array) -> jax.Array:
     """Bool [B, T]: every token of frames 0..t was shown (the policy head's input is whole)."""
     frame_shown_BT = ~jnp.any(video_hidden_BTN, axis=-1)
@@ -59,6 +84,8 @@ def wam_losses(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
+    targets_BTN: jax.Array | None = None,
+    target_loss_weight: float = 0.0,
 ) -> tuple[jax.Array, Metrics]:
     """(loss, metrics) of one batch; see the module docstring for what counts."""
     frames = actions_BT.shape[1]
@@ -80,6 +107,12 @@ def wam_losses(
         "labelled_slots": action["count"],
         "policy_examples": policy["count"],
     }
+    if "targets" in logits:
+        if targets_BTN is None:
+            raise ValueError("the WAM has a target head but the batch has no `targets`")
+        target = pointer_ce(logits["targets"], targets_BTN, inside_BT)
+        loss = loss + target_loss_weight * target["ce"]
+        metrics.update(target_ce=target["ce"], target_accuracy=target["accuracy"])
     if "latent_actions" in logits:
         latent_BT = aux["latent_actions"]  # the LAM labels padding too: keep real transitions
         before_last_BT = jnp.arange(frames)[None, :] < length_B[:, None] - 1
@@ -107,6 +140,10 @@ def _inputs(batch: Batch) -> tuple[jax.Array, ...]:
     return batch["words"], video_to_unit(batch["video"]), batch["actions"], batch["length"]
 
 
+def _target_kwargs(batch: Batch, target_loss_weight: float) -> dict:
+    return {"targets_BTN": batch.get("targets"), "target_loss_weight": target_loss_weight}
+
+
 def wam_train_step(
     state: TrainState,
     batch: Batch,
@@ -119,6 +156,7 @@ def wam_train_step(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
+    target_loss_weight: float = 0.0,
 ) -> tuple[TrainState, Metrics]:
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     masks = sample_wam_masks(
@@ -153,6 +191,7 @@ def wam_train_step(
             action_loss_weight=action_loss_weight,
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
+            **_target_kwargs(batch, target_loss_weight),
         )
         return loss, (metrics, model_state)
 
@@ -178,6 +217,7 @@ def wam_eval_step(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
+    target_loss_weight: float = 0.0,
 ) -> Metrics:
     """Losses under fixed masks, one per use of the model: policy (the last frame of each clip
     and its slot hidden; the policy head's a_t at every earlier frame), world model (the last
@@ -213,12 +253,15 @@ def wam_eval_step(
             action_loss_weight=action_loss_weight,
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
+            **_target_kwargs(batch, target_loss_weight),
         )
         if name == "policy":
             metrics["loss"] = loss
             metrics.update(
                 policy_action_accuracy=m["policy_accuracy"], policy_action_ce=m["policy_ce"]
             )
+            if "target_accuracy" in m:
+                metrics.update(target_accuracy=m["target_accuracy"], target_ce=m["target_ce"])
         elif name == "policy_other_instruction":
             metrics.update(
                 policy_other_instruction_accuracy=m["policy_accuracy"],

@@ -94,6 +94,7 @@ def task_for_system(
         # The policy head alone (slot_weight 0: no inverse dynamics), past actions shown as
         # in closed loop; frames after the policy mode's cut add nothing without a video loss.
         mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
+    target_weight = section.get("target_loss_weight", 1.0) if system.wam_config.target_head else 0.0
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
     frames = config.clip_len
@@ -118,6 +119,7 @@ def task_for_system(
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
+            target_loss_weight=target_weight,
         ),
         eval_step=functools.partial(
             wam_eval_step,
@@ -125,6 +127,7 @@ def task_for_system(
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
+            target_loss_weight=target_weight,
         ),
         section=section,
         frozen=("tokenizer", "lam") if system.lam_config is not None else ("tokenizer",),
@@ -135,13 +138,32 @@ def task_for_system(
     )
 
 
+def target_patch_size(config: ml_collections.ConfigDict, system: WAMSystem, source) -> int | None:
+    """The tokenizer's patch size when the WAM has a target head (its batches then carry
+    `targets`), else None; data without the `targets` field is refused here."""
+    if not system.wam_config.target_head:
+        return None
+    if "targets" not in source.fields:
+        raise ConfigError(
+            f"config.wam.model.target_head needs data with `targets` (BabyAI version 1.1.0 or "
+            f"later); {config.data_dir} holds version {source.version}: rebuild it "
+            "with `wam data babyai`"
+        )
+    return system.tokenizer_config.patch_size
+
+
 def train_operations(
-    config: ml_collections.ConfigDict, train_source, vocab: Vocabulary, max_words: int
+    config: ml_collections.ConfigDict,
+    train_source,
+    vocab: Vocabulary,
+    max_words: int,
+    patch_size: int | None = None,
 ) -> tuple:
     """grain operations from stored training windows to WAM batches (labels hidden outside
     the labelled fraction; the BC baseline reads a view of the labelled episodes only, see
     `label_balancing`)."""
-    return (WAMRecord(vocab, max_words, _train_labels(config, train_source)),)
+    labels = _train_labels(config, train_source)
+    return (WAMRecord(vocab, max_words, labels, patch_size=patch_size),)
 
 
 def label_balancing(config: ml_collections.ConfigDict, train_source):
@@ -182,6 +204,7 @@ def wam_task(
     vocab = load_or_build_vocab(pathlib.Path(workdir), train_source)
     system = wam_system_from_config(config, len(vocab))
     max_words = system.wam_config.max_words
+    patch_size = target_patch_size(config, system, train_source)
     pretrained: dict = {"tokenizer": config.tokenizer_workdir}
     if config.lam_workdir:
         pretrained["lam"] = config.lam_workdir
@@ -190,8 +213,8 @@ def wam_task(
     task = task_for_system(
         config,
         system,
-        train_operations=train_operations(config, train_source, vocab, max_words),
-        eval_operations=(WAMRecord(vocab, max_words),),
+        train_operations=train_operations(config, train_source, vocab, max_words, patch_size),
+        eval_operations=(WAMRecord(vocab, max_words, patch_size=patch_size),),
         pretrained=pretrained,
         train_source_view=label_balancing(config, train_source),
     )

@@ -114,6 +114,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         labelled_share=0.5,
         action_loss_weight=1.0,  # λ in video_ce + λ·action_ce
         video_loss_weight=1.0,
+        # With `model.target_head`: the weight of the auxiliary loss that points at the cells of
+        # the objects the mission names (labels from the simulator, see `steps.py`).
+        target_loss_weight=1.0,
         # True: the behaviour-cloning baseline: action loss only, policy queries only, the
         # labelled episodes only, same backbone.
         behaviour_cloning=False,

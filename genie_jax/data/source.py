@@ -32,6 +32,8 @@ class ClipSource:
         self._source = builder.as_data_source(split=split)
         # The generation settings the builder recorded: clip_len, seed ranges per split, ...
         self.metadata: dict = dict(builder.info.metadata or {})
+        self.fields: frozenset[str] = frozenset(builder.info.features.keys())
+        self.version = str(builder.info.version)
         self._name = f"{builder.info.full_name}[{split}]"
         files = builder.info.splits[split].file_instructions
         self._files = [f.filename for f in files]

@@ -11,7 +11,12 @@ Shape legend, used in tensor names (`x_BTND`) and einsum strings throughout the 
 from genie_jax.nn.attention import Attention
 from genie_jax.nn.dense import logical_dense
 from genie_jax.nn.patchify import check_video, patchify, unpatchify
-from genie_jax.nn.posemb import FactorizedPositionEmbedding, GridPositionEmbedding
+from genie_jax.nn.posemb import (
+    FactorizedPositionEmbedding,
+    GridCoordinateEmbedding,
+    GridPositionEmbedding,
+    grid_coordinate_features,
+)
 from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
 from genie_jax.nn.st_transformer import (
     KVCache,
@@ -25,6 +30,7 @@ __all__ = [
     "Attention",
     "KVCache",
     "FactorizedPositionEmbedding",
+    "GridCoordinateEmbedding",
     "GridPositionEmbedding",
     "STBlock",
     "STTransformer",
@@ -33,6 +39,7 @@ __all__ = [
     "logical_dense",
     "stack_options",
     "empty_kv_cache",
+    "grid_coordinate_features",
     "patchify",
     "reset_dead_codes",
     "unpatchify",

@@ -75,3 +75,46 @@ class GridPositionEmbedding(nn.Module):
         )
         grid_HWD = row_HD[:, None, :] + col_WD[None, :, :]
         return grid_HWD.reshape(self.rows * self.cols, self.dim)
+
+
+def grid_coordinate_features(rows: int, cols: int, octaves: int = 3) -> jax.Array:
+    """Fixed features of each token's place on an H x W grid, row-major: [N, 2 + 4 * octaves].
+
+    Per axis, the coordinate u scaled to [-1, 1] and sin / cos(pi * 2^k * u) for k < octaves.
+    Ordered and smooth where learned tables are neither: offsets between two tokens are
+    linear in these features (u), or a rotation of them (sin, cos).
+    """
+
+    def axis(count: int) -> jax.Array:
+        u_C = jnp.linspace(-1.0, 1.0, count) if count > 1 else jnp.zeros((1,))
+        angles_CK = jnp.pi * u_C[:, None] * (2.0 ** jnp.arange(octaves))[None, :]
+        return jnp.concatenate([u_C[:, None], jnp.sin(angles_CK), jnp.cos(angles_CK)], axis=1)
+
+    row_HF, col_WF = axis(rows), axis(cols)
+    row_HWF = jnp.broadcast_to(row_HF[:, None, :], (rows, cols, row_HF.shape[1]))
+    col_HWF = jnp.broadcast_to(col_WF[None, :, :], (rows, cols, col_WF.shape[1]))
+    return jnp.concatenate([row_HWF, col_HWF], axis=-1).reshape(rows * cols, -1)
+
+
+class GridCoordinateEmbedding(nn.Module):
+    """A learned linear map of `grid_coordinate_features` (no bias): [N, D].
+
+    The map starts as small as the learned position tables (std 0.02), so the token content
+    is not swamped at initialization.
+    """
+
+    rows: int  # H
+    cols: int  # W
+    dim: int  # D
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        features_NF = grid_coordinate_features(self.rows, self.cols)
+        kernel_FD = self.param(
+            "kernel",
+            nn.with_logical_partitioning(nn.initializers.normal(stddev=0.02), (None, "embed")),
+            (features_NF.shape[1], self.dim),
+            self.param_dtype,
+        )
+        return features_NF @ kernel_FD

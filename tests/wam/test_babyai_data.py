@@ -8,6 +8,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
+from minigrid.core.constants import COLORS
 
 from genie_jax.data.source import open_split
 from wam_jax.cli import main
@@ -36,7 +37,7 @@ def babyai_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def _dataset_dir(data_dir) -> pathlib.Path:
-    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.0.0"
+    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.1.0"
 
 
 def _read_all(data_dir, split: str) -> list[dict]:
@@ -73,6 +74,45 @@ def test_stored_actions_replay_to_the_stored_frames(level, seed):
         np.testing.assert_array_equal(frame, episode.frames_THWC[t + 1], err_msg=f"step {t}")
     assert terminated or truncated  # the episode stopped where the env did
     assert (reward > 0) == episode.success
+
+
+def _cells_of(world, color: str, kind: str) -> set[tuple[int, int]]:
+    """(row, column) of every cell holding a `color` `kind` object."""
+    return {
+        (y, x)
+        for x in range(world.width)
+        for y in range(world.height)
+        if (obj := world.grid.get(x, y)) is not None and (obj.color, obj.type) == (color, kind)
+    }
+
+
+@pytest.mark.parametrize("seed", [3, 11, 42])
+def test_targets_mark_the_objects_the_mission_names(seed):
+    """GoToLocal: "go to the/a COLOR TYPE" -> the cells of every such object, in every frame
+    (nothing moves), checked against the grid read by hand."""
+    episode = play_episode(LEVEL, seed)
+    *_, color, kind = episode.mission.split()
+    env = gym.make(LEVEL)
+    with contextlib.redirect_stdout(io.StringIO()):
+        env.reset(seed=seed)
+    expected = _cells_of(env.unwrapped, color, kind)
+    assert expected  # the mission names an object of the room
+    assert episode.targets_TGG.shape == (len(episode.frames_THWC), 8, 8)
+    for t, cells_GG in enumerate(episode.targets_TGG):
+        assert {tuple(c) for c in np.argwhere(cells_GG)} == expected, t
+        # The rendered cell shows the named colour.
+        for y, x in expected:
+            patch = episode.frames_THWC[t, 8 * y : 8 * y + 8, 8 * x : 8 * x + 8].reshape(-1, 3)
+            assert (np.abs(patch.astype(int) - COLORS[color]).sum(axis=1) == 0).any()
+
+
+def test_a_picked_up_object_leaves_the_targets():
+    """PickupLoc: the object the bot picks up is carried, on no cell, in the last frame."""
+    episode = play_episode("BabyAI-PickupLoc-v0", 5)
+    assert episode.success and episode.actions_T[-1] == 3  # pickup
+    first, last = episode.targets_TGG[0].sum(), episode.targets_TGG[-1].sum()
+    assert first >= 1 and last == first - 1
+    np.testing.assert_array_equal(episode.targets_TGG[-2], episode.targets_TGG[0])
 
 
 def test_bot_solves_gotolocal():
@@ -207,6 +247,8 @@ def test_records_read_back_with_their_shapes_and_contents(babyai_dir):
     expected = window[r["clip_index"]]
     np.testing.assert_array_equal(r["video"], expected["video"])
     np.testing.assert_array_equal(r["actions"], expected["actions"])
+    np.testing.assert_array_equal(r["targets"], expected["targets"])
+    assert r["targets"].shape == (4, 8, 8) and r["targets"].dtype == np.uint8
     assert r["length"] == expected["length"]
 
 
@@ -246,7 +288,7 @@ def test_rebuilding_with_other_settings_is_refused(babyai_dir):
 
 
 def test_stale_unfinished_build_is_removed(tmp_path):
-    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.0.0"
+    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.1.0"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("left by a killed build")
     with pytest.raises(DataError, match="unfinished babyai_episodes build"):
@@ -261,7 +303,7 @@ def test_cli_writes_a_dataset_and_reports_the_bot(tmp_path, capsys):
     argv = ["data", "babyai", "--out", str(tmp_path), "--episodes", "3", "--seeds", "50:53"]
     assert main([*argv, "--level", LEVEL, "--clip-len", "8"]) == 0
     out = capsys.readouterr().out
-    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.0.0'}" in out
+    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.1.0'}" in out
     for split in SPLITS:
         assert f"{split}: bot success 1.000, mean length" in out
     assert len(open_babyai_split(tmp_path, "train", clip_len=8)) >= 1

@@ -303,6 +303,29 @@ def test_grid_positions_add_a_row_and_a_column_vector_to_each_video_token():
     )
 
 
+def test_coordinate_positions_add_the_coordinate_map_to_the_grid():
+    """`coords` with its coordinate map at zero is the `grid` model; a map that reads only the
+    row coordinate u equals the grid model with u_r * v added to row r's vector."""
+    grid, params, words, tokens, slots = _backbone("grid")
+    coords, coords_params, *_ = _backbone("coords")
+    assert set(coords_params) == set(params) | {"coord_pos"}
+    dim = coords.config.dim
+    zero = dict(params, coord_pos={"kernel": jnp.zeros((14, dim))})
+    base = grid.apply({"params": params}, words, tokens, slots)
+    for name, value in coords.apply({"params": zero}, words, tokens, slots).items():
+        np.testing.assert_allclose(value, base[name], atol=1e-6, err_msg=name)
+    # On the 2 x 2 grid, u is -1 in row 0 and +1 in row 1.
+    v_D = jnp.asarray(np.random.default_rng(3).normal(0, 0.5, dim), jnp.float32)
+    kernel = jnp.zeros((14, dim)).at[0].set(v_D)
+    shifted_rows = params["grid_pos"]["row"] + jnp.stack([-v_D, v_D])
+    shifted = dict(params, grid_pos=dict(params["grid_pos"], row=shifted_rows))
+    expected = grid.apply({"params": shifted}, words, tokens, slots)
+    got = coords.apply({"params": dict(params, coord_pos={"kernel": kernel})}, words, tokens, slots)
+    for name, value in got.items():
+        np.testing.assert_allclose(value, expected[name], atol=1e-5, err_msg=name)
+    assert np.abs(got["video"] - base["video"]).max() > 1e-3
+
+
 def test_unknown_spatial_positions_are_refused():
     with pytest.raises(ValueError, match="spatial_positions 'rows'"):
         WAMConfig(spatial_positions="rows")
@@ -381,3 +404,56 @@ def test_eval_reports_the_policy_under_another_clips_instruction():
     assert metrics["policy_other_instruction_accuracy"] == metrics["policy_action_accuracy"]
     metrics = evaluate(batch)
     assert abs(metrics["policy_other_instruction_ce"] - metrics["policy_action_ce"]) > 1e-4
+
+
+def test_target_loss_points_at_the_named_cells():
+    """The target head's loss is, per frame inside the episode with a target, -log of the
+    softmax mass on its target tokens (numerics by hand); frames without a target add nothing
+    and leave the gradient finite; at weight 0 the head gets no gradient."""
+    system = tiny_system(target_head=True)
+    batch = tiny_batch()  # clip 0: 5 frames; clip 1: 3 frames
+    params = tiny_params(system, batch)
+    targets = np.zeros((2, FRAMES, N), bool)
+    targets[0, :, 1] = True
+    targets[0, 2, 3] = True  # two named objects in one frame
+    targets[0, 4] = False  # the object carried away: no target in this frame
+    targets[1, :, 2] = True  # frames 3 and 4 lie past clip 1's length
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[:, 3:].set(True)
+    slots_hidden = jnp.zeros((2, FRAMES), bool)
+
+    def losses(p, weight):
+        return _losses(
+            system,
+            p,
+            batch,
+            video_hidden,
+            slots_hidden,
+            action_loss_weight=1.0,
+            targets_BTN=jnp.asarray(targets),
+            target_loss_weight=weight,
+        )
+
+    logits, _ = system.apply({"params": params}, *system_inputs(batch, video_hidden, slots_hidden))
+    assert logits["targets"].shape == (2, FRAMES, N)
+    logp = np.asarray(jax.nn.log_softmax(logits["targets"]))
+    counted = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2)]
+    by_hand = -np.mean([np.log(np.exp(logp[b, t][targets[b, t]]).sum()) for b, t in counted])
+    top = [targets[b, t, np.argmax(logp[b, t])] for b, t in counted]
+    (loss, m), (loss0, _) = losses(params, 1.0), losses(params, 0.0)
+    np.testing.assert_allclose(m["target_ce"], by_hand, rtol=1e-5)
+    np.testing.assert_allclose(m["target_accuracy"], np.mean(top), rtol=1e-6)
+    np.testing.assert_allclose(loss - loss0, by_hand, rtol=1e-4)
+
+    grads = jax.grad(lambda p: losses(p, 1.0)[0])(params)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(grads))
+    assert np.abs(grads["wam"]["target_head"]["kernel"]).max() > 0
+    grads0 = jax.grad(lambda p: losses(p, 0.0)[0])(params)
+    assert not np.any(grads0["wam"]["target_head"]["kernel"])
+
+    with pytest.raises(ValueError, match="no `targets`"):
+        _losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+    plain = tiny_system()
+    plain_logits, _ = plain.apply(
+        {"params": tiny_params(plain, batch)}, *system_inputs(batch, video_hidden, slots_hidden)
+    )
+    assert "targets" not in plain_logits

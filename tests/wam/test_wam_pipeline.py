@@ -3,6 +3,7 @@ mesh -> one checkpoint used as policy, world model and inverse model; `wam eval`
 
 import json
 import pathlib
+import types
 
 import jax
 import numpy as np
@@ -13,13 +14,13 @@ from genie_jax.data.pipeline import make_train_iterator
 from genie_jax.train.loop import train
 from wam_jax.agent import load_agent
 from wam_jax.cli import main
-from wam_jax.data import build_babyai, open_babyai_split
+from wam_jax.data import DataError, build_babyai, open_babyai_split
 from wam_jax.data.babyai_builder import DATASET_NAME
 from wam_jax.data.babyai_env import NUM_ACTIONS
-from wam_jax.data.pipeline import WAMRecord, labelled_episodes
+from wam_jax.data.pipeline import WAMRecord, cells_to_tokens, labelled_episodes
 from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
-from wam_jax.task import train_wam, wam_task
+from wam_jax.task import target_patch_size, train_wam, wam_system_from_config, wam_task
 
 CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
 CLIP = 6
@@ -252,3 +253,45 @@ def test_label_balanced_batches_hold_the_configured_share(data_dir, tmp_path):
         source[i]["episode"] for i in np.flatnonzero(view.labelled_window)
     )
     assert bc_view.labelled_share == 1.0
+
+
+def test_target_cells_become_the_tokens_that_cover_them():
+    cells = np.zeros((2, 8, 8), np.uint8)
+    cells[0, 2, 5] = 1
+    cells[1, 7, 0] = 1
+    cells[1, 0, 1] = 1
+    # One token per cell (patch 8 on a 64-pixel frame): the same grid, row-major.
+    same = cells_to_tokens(cells, 64, 8)
+    np.testing.assert_array_equal(same, cells.reshape(2, 64) > 0)
+    # Patch 4: each cell is a 2x2 block of tokens on a 16x16 token grid.
+    fine = cells_to_tokens(cells, 64, 4).reshape(2, 16, 16)
+    assert fine.sum() == 4 * 3 and fine[0, 4:6, 10:12].all() and fine[1, 14:16, 0:2].all()
+    # Patch 16: a token covers 2x2 cells and is a target if any of them is.
+    coarse = cells_to_tokens(cells, 64, 16).reshape(2, 4, 4)
+    expected = np.zeros((2, 4, 4), bool)
+    expected[0, 1, 2] = expected[1, 3, 0] = expected[1, 0, 0] = True
+    np.testing.assert_array_equal(coarse, expected)
+    with pytest.raises(DataError, match="must both tile"):
+        cells_to_tokens(cells, 64, 12)
+
+
+def test_target_head_reads_targets_from_the_data(data_dir, tmp_path):
+    """With the target head, batches carry `targets` at token resolution; data built before
+    the field existed is refused with the way out."""
+    config = _config(data_dir, tokenizer_workdir="t", **{"wam.model.target_head": True})
+    task, vocab = wam_task(config, tmp_path / "w")
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    (record,) = task.train_operations
+    element = source[0]
+    out = record.map(element)
+    np.testing.assert_array_equal(
+        out["targets"], cells_to_tokens(element["targets"], 64, TINY["tokenizer.model.patch_size"])
+    )
+    assert out["targets"][0].any()
+    assert "targets" not in WAMRecord(vocab, max_words=12).map(element)
+    old = types.SimpleNamespace(fields=frozenset({"video", "actions"}), version="1.0.0")
+    system = wam_system_from_config(config, len(vocab))
+    with pytest.raises(ConfigError, match="holds version 1.0.0: rebuild it"):
+        target_patch_size(config, system, old)
+    with pytest.raises(DataError, match="rebuild the data"):
+        record.map({k: v for k, v in element.items() if k != "targets"})

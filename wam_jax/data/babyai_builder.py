@@ -1,11 +1,13 @@
 """TFDS builder that writes BabyAI expert-bot episodes to ArrayRecord files.
 
 Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
-`BabyAI-GoToLocal-v0`), version 1.0.0. Each example is one window of `T` frames of one episode
+`BabyAI-GoToLocal-v0`), version 1.1.0. Each example is one window of `T` frames of one episode
 (see `babyai_env`); the last window of an episode is padded with its last frame:
 
   video       uint8 [T, 64, 64, 3]   full-view renders; frame 0 of window 0 is the reset frame
   actions     int32 [T]              actions[t] moves frame t to t+1; -1 where there is none
+  targets     uint8 [T, G, G]        1 on the grid cells (row, column) holding an object the
+                                     mission names (`babyai_env.named_object_cells`)
   length      int64                  valid (unpadded) frames in this window
   mission     text                   the instruction, e.g. "go to the grey ball"
   success     int64                  1 if the bot completed the mission in this episode
@@ -56,6 +58,7 @@ class BabyaiConfig(tfds.core.BuilderConfig):
     level: str = "BabyAI-GoToLocal-v0"  # a registered gymnasium id
     clip_len: int = 16  # frames per example
     frame_size: int = babyai_env.FRAME_SIZE  # render size; not configurable from the outside
+    grid_size: int = 8  # cells per side of the level's grid (set from the level)
     seeds: tuple[int, int] = (0, 100_000)  # env seeds [start, stop) shared out among the splits
     episodes: int = 1000  # total over all splits
 
@@ -77,8 +80,11 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
     """BabyAI expert-bot episodes; see the module docstring for the layout and the splits."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "`targets`: the cells of the objects the mission names, per frame.",
+    }
     # TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it uses
     # but does not declare (tensorflow/datasets#11212). Naming the file here skips that lookup.
     code_path = pathlib.Path(__file__)
@@ -96,6 +102,9 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict(
                 {
                     **clip_features(t, s),
+                    "targets": tfds.features.Tensor(
+                        shape=(t, cfg.grid_size, cfg.grid_size), dtype=np.uint8, encoding="zlib"
+                    ),
                     "length": tfds.features.Scalar(dtype=np.int64),
                     "mission": tfds.features.Text(),
                     "success": tfds.features.Scalar(dtype=np.int64),
@@ -160,6 +169,7 @@ def build_babyai(
         name=config_name(level, clip_len),
         level=level,
         clip_len=clip_len,
+        grid_size=babyai_env.grid_size(level),
         seeds=(int(seeds[0]), int(seeds[1])),
         episodes=episodes,
     )

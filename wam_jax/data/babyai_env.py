@@ -35,6 +35,9 @@ class Episode:
     mission: str  # the instruction, e.g. "go to the grey ball"
     success: bool  # the last step paid a positive reward
     bot_error: str | None  # why the bot gave up early, if it did (then success is False)
+    # uint8 [n + 1, G, G] (row, column of the G x G grid): 1 on the cells holding an object
+    # the mission names, in each frame (see `named_object_cells`)
+    targets_TGG: np.ndarray
 
 
 def level_slug(level: str) -> str:
@@ -82,6 +85,45 @@ def check_level(level: str, frame_size: int = FRAME_SIZE) -> None:
         env.close()
 
 
+def _object_descriptions(instr) -> list:
+    """Every object description (`ObjDesc`) an instruction names, sequences included."""
+    found = []
+    for name in ("desc", "desc_move", "desc_fixed"):
+        if getattr(instr, name, None) is not None:
+            found.append(getattr(instr, name))
+    for name in ("instr_a", "instr_b"):
+        if getattr(instr, name, None) is not None:
+            found.extend(_object_descriptions(getattr(instr, name)))
+    return found
+
+
+def named_object_cells(world) -> np.ndarray:
+    """uint8 [G, G] (row, column): 1 where a cell holds an object the mission names.
+
+    "The objects it names" are those the instruction's verifier matched at reset (for "go to a
+    red ball", every red ball of the room), followed as they move; a carried object is on no
+    cell. Simulator knowledge, for training only: the auxiliary target loss
+    (`config.wam.target_loss_weight`) asks the model to point at these cells.
+    """
+    tracked = [obj for desc in _object_descriptions(world.instrs) for obj in desc.obj_set]
+    cells_GG = np.zeros((world.height, world.width), np.uint8)
+    for x in range(world.width):
+        for y in range(world.height):
+            cell = world.grid.get(x, y)
+            if cell is not None and any(cell is obj for obj in tracked):
+                cells_GG[y, x] = 1
+    return cells_GG
+
+
+def grid_size(level: str) -> int:
+    """Cells per side of the level's (square) grid."""
+    env = make_env(level)
+    try:
+        return int(env.unwrapped.width)
+    finally:
+        env.close()
+
+
 def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode:
     """Plays one episode of `level` with layout `seed`, the expert bot choosing every action.
 
@@ -100,6 +142,7 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
         world = env.unwrapped
         bot = BabyAIBot(world)
         frames = [world.get_frame(highlight=False, tile_size=tile)]
+        targets = [named_object_cells(world)]
         actions: list[int] = []
         reward, done, bot_error = 0.0, False, None
         # `max_steps` is set by reset (BabyAI scales it with the level); the env truncates
@@ -115,6 +158,7 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
             done = terminated or truncated
             actions.append(action)
             frames.append(world.get_frame(highlight=False, tile_size=tile))
+            targets.append(named_object_cells(world))
     finally:
         env.close()
     return Episode(
@@ -123,6 +167,7 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
         mission=str(obs["mission"]),
         success=bot_error is None and reward > 0,
         bot_error=bot_error,
+        targets_TGG=np.stack(targets).astype(np.uint8),
     )
 
 
@@ -142,6 +187,7 @@ def cut_examples(
     padded = num_windows * clip_len
     pad_index_T = np.minimum(np.arange(padded), num_frames - 1)
     video_THWC = frames_THWC[pad_index_T]
+    targets_TGG = episode.targets_TGG[pad_index_T]
     actions_T = np.full(padded, NO_ACTION, np.int32)
     actions_T[: len(episode.actions_T)] = episode.actions_T
     examples = []
@@ -151,6 +197,7 @@ def cut_examples(
             {
                 "video": video_THWC[window],
                 "actions": actions_T[window],
+                "targets": targets_TGG[window],
                 "length": min(clip_len, num_frames - c * clip_len),
                 "mission": episode.mission,
                 "success": int(episode.success),

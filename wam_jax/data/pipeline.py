@@ -5,6 +5,9 @@
   actions  int32 [B, T]            a_t, or -1 where unknown: after the episode, and everywhere
                                    in an episode whose labels are hidden
   length   int32 [B]               valid frames
+  targets  bool [B, T, N]          (with `patch_size`) the video tokens that overlap a cell
+                                   holding an object the mission names (simulator knowledge
+                                   for the auxiliary target loss; never hidden)
 
 Label fraction (the study of learning from action-free video): only a fixed subset of the
 training episodes keeps its actions. `labelled_episodes` picks `round(f * E)` of the `E`
@@ -15,9 +18,26 @@ set and the same for every run with that seed. Validation and test always keep t
 import grain
 import numpy as np
 
+from genie_jax.data.errors import DataError
 from wam_jax.data.vocab import Vocabulary
 
 NO_LABEL = -1
+
+
+def cells_to_tokens(cells_TGG: np.ndarray, frame_size: int, patch_size: int) -> np.ndarray:
+    """Bool [T, N]: a video token (a `patch_size` square of the frame, row-major) is a target
+    when any grid cell it overlaps is one; the G x G grid tiles the frame exactly."""
+    frames, grid = cells_TGG.shape[0], cells_TGG.shape[1]
+    if frame_size % grid or frame_size % patch_size:
+        raise DataError(
+            f"a {grid}x{grid} grid and {patch_size}-pixel patches must both tile a "
+            f"{frame_size}-pixel frame"
+        )
+    cell = frame_size // grid
+    side = frame_size // patch_size
+    pixels_TFF = np.repeat(np.repeat(cells_TGG > 0, cell, axis=1), cell, axis=2)
+    patches = pixels_TFF.reshape(frames, side, patch_size, side, patch_size)
+    return patches.any(axis=(2, 4)).reshape(frames, side * side)
 
 
 def labelled_episodes(num_episodes: int, fraction: float, seed: int) -> np.ndarray:
@@ -36,18 +56,36 @@ def labelled_episodes(num_episodes: int, fraction: float, seed: int) -> np.ndarr
 class WAMRecord(grain.transforms.Map):
     """One stored window -> the WAM's fields; actions hidden where the episode is unlabelled."""
 
-    def __init__(self, vocab: Vocabulary, max_words: int, labelled: np.ndarray | None = None):
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        max_words: int,
+        labelled: np.ndarray | None = None,
+        patch_size: int | None = None,
+    ):
         self._vocab = vocab
         self._max_words = max_words
         self._labelled = labelled  # None: every episode labelled
+        self._patch_size = patch_size  # None: no `targets` field
 
     def map(self, element: dict) -> dict:
         actions = np.asarray(element["actions"], np.int32)
         if self._labelled is not None and not self._labelled[int(element["episode"])]:
             actions = np.full_like(actions, NO_LABEL)
-        return {
+        record = {
             "words": self._vocab.encode(element["mission"], self._max_words),
             "video": element["video"],
             "actions": actions,
             "length": np.int32(element["length"]),
         }
+        if self._patch_size is not None:
+            if "targets" not in element:
+                raise DataError(
+                    "the target loss needs the `targets` field of BabyAI data version 1.1.0 or "
+                    "later; rebuild the data with `wam data babyai`"
+                )
+            video = element["video"]
+            record["targets"] = cells_to_tokens(
+                np.asarray(element["targets"]), video.shape[1], self._patch_size
+            )
+        return record
