@@ -9,8 +9,10 @@ MASK_MODES = ("maskgit", "policy", "inverse")
 # "learned" adds nothing more; "grid" adds a learned row + column embedding (see
 # `GridPositionEmbedding`), shared by the tokens of a row and of a column; "coords" adds, on
 # top of "grid", a learned linear map of fixed coordinate features (`GridCoordinateEmbedding`:
-# the scaled row and column and sin / cos of them), so that offsets between tokens are linear.
-SPATIAL_POSITIONS = ("learned", "grid", "coords")
+# the scaled row and column and sin / cos of them), so that offsets between tokens are linear;
+# "rope" adds, on top of "grid", 2D rotary positions in every spatial attention
+# (`genie_jax.nn.rotary`), so that attention scores between video tokens see their offset.
+SPATIAL_POSITIONS = ("learned", "grid", "coords", "rope")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,11 @@ class WAMConfig(DtypeFields):
         if self.spatial_positions not in SPATIAL_POSITIONS:
             raise ValueError(
                 f"spatial_positions {self.spatial_positions!r} is not one of {SPATIAL_POSITIONS}"
+            )
+        if self.spatial_positions == "rope" and (self.dim // self.num_heads) % 4:
+            raise ValueError(
+                f"spatial_positions 'rope' needs a head size (dim / num_heads = "
+                f"{self.dim} / {self.num_heads}) divisible by 4"
             )
         if len(self.mode_probs) != len(MASK_MODES) or min(self.mode_probs) < 0:
             raise ValueError(

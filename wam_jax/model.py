@@ -31,7 +31,8 @@ of a hidden next frame (the first design here) stayed at the action prior after 
 steps; next-action prediction gets a training example from every shown frame.
 
 Options (`WAMConfig`): `spatial_positions="grid"` adds a row + column vector to each video
-token (`"coords"`: and a learned linear map of fixed coordinate features);
+token (`"coords"`: and a learned linear map of fixed coordinate features; `"rope"`: and 2D
+rotary positions in spatial attention, words and slot unrotated);
 `instruction_film` modulates the video token embeddings by the mean word embedding (FiLM)
 before the stack; `target_head` adds a logit per video token, trained to point at the
 cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]). All are
@@ -56,6 +57,7 @@ from genie_jax.nn import (
     GridCoordinateEmbedding,
     GridPositionEmbedding,
     STTransformer,
+    grid_rotary_angles,
     stack_options,
 )
 from wam_jax.config import WAMConfig
@@ -116,7 +118,7 @@ class WorldActionModel(nn.Module):
         self.pos = FactorizedPositionEmbedding(
             cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
         )
-        if cfg.spatial_positions in ("grid", "coords"):
+        if cfg.spatial_positions in ("grid", "coords", "rope"):
             side = math.isqrt(self.num_tokens)
             if side * side != self.num_tokens:
                 raise ValueError(f"grid positions need a square frame; {self.num_tokens} tokens")
@@ -168,6 +170,14 @@ class WorldActionModel(nn.Module):
                 f"{tokens_BTN.shape}, slots {slots_BT.shape}"
             )
 
+    def _rotary(self) -> jax.Array | None:
+        """With `rope`: angles for [words | slot | video grid] (words and slot unrotated)."""
+        if self.config.spatial_positions != "rope":
+            return None
+        side = math.isqrt(self.num_tokens)
+        head_dim = self.config.dim // self.config.num_heads
+        return grid_rotary_angles(side, side, head_dim, leading=self.config.max_words + 1)
+
     def _film(self, words_BL: jax.Array, words_BLD: jax.Array, video_BTND: jax.Array) -> jax.Array:
         """video * (1 + gamma) + beta, (gamma, beta) from the mean embedding of the words
         (padding, id 0, left out)."""
@@ -190,14 +200,14 @@ class WorldActionModel(nn.Module):
         words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
         slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
         video_BTND = self.token_embed(tokens_BTN)
-        if self.config.spatial_positions in ("grid", "coords"):
+        if self.config.spatial_positions in ("grid", "coords", "rope"):
             video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
         if self.config.spatial_positions == "coords":
             video_BTND = video_BTND + self.coord_pos().astype(video_BTND.dtype)
         if self.config.instruction_film:
             video_BTND = self._film(words_BL, words_BLD, video_BTND)
         x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)
-        x_BTPD = self.transformer(self.pos(x_BTPD))
+        x_BTPD = self.transformer(self.pos(x_BTPD), spatial_rotary_NF=self._rotary())
         x_BTPD = x_BTPD.astype(jnp.float32)
         slot = self.config.max_words
         slot_BTD = x_BTPD[:, :, slot]

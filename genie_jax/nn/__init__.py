@@ -18,6 +18,7 @@ from genie_jax.nn.posemb import (
     grid_coordinate_features,
 )
 from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
+from genie_jax.nn.rotary import apply_rotary, grid_rotary_angles
 from genie_jax.nn.st_transformer import (
     KVCache,
     STBlock,
@@ -28,6 +29,8 @@ from genie_jax.nn.st_transformer import (
 
 __all__ = [
     "Attention",
+    "apply_rotary",
+    "grid_rotary_angles",
     "KVCache",
     "FactorizedPositionEmbedding",
     "GridCoordinateEmbedding",

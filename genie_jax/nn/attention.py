@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genie_jax.nn.rotary import apply_rotary
+
 CPU_CHUNK_SCORE_BYTES = 4 << 20  # fp32 scores a chunk; best of 1-16 MiB on 2 cores (NOTES.md)
 # `auto` sends a sequence to cuDNN when its length is a multiple of this: shorter ones have
 # scores small enough that a fused kernel saves next to nothing, and JAX's cuDNN training path
@@ -51,6 +53,7 @@ class Attention(nn.Module):
         causal: bool,
         kv_cache: tuple[jax.Array, jax.Array] | None = None,
         cache_index: int | jax.Array | None = None,
+        rotary_LF: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Attention over L; with `kv_cache`, the L inputs are positions cache_index.. of a longer
         sequence whose earlier keys and values sit in the cache.
@@ -58,6 +61,9 @@ class Attention(nn.Module):
         kv_cache: (k_SCKH, v_SCKH) buffers of capacity C. The new keys and values are written at
         `cache_index` and every query attends causally to positions < cache_index + its own
         offset + 1. Returns (out_SLD, updated cache) in that case, out_SLD otherwise.
+
+        rotary_LF: per-position angles (`grid_rotary_angles`) that rotate queries and keys after
+        the qk-norm, so that scores depend on relative positions (no KV cache).
         """
         dim = x_SLD.shape[-1]
         if dim % self.num_heads:
@@ -89,6 +95,11 @@ class Attention(nn.Module):
         if self.qk_norm:
             q_SLKH = self._rms_norm("q_norm", q_SLKH)
             k_SLKH = self._rms_norm("k_norm", k_SLKH)
+        if rotary_LF is not None:
+            if kv_cache is not None:
+                raise ValueError("rotary positions are for attention without a KV cache")
+            q_SLKH = apply_rotary(q_SLKH, rotary_LF)
+            k_SLKH = apply_rotary(k_SLKH, rotary_LF)
         if kv_cache is None:
             out_SLKH = attend(q_SLKH, k_SLKH, v_SLKH, causal=causal)
             return jnp.einsum("slkh,khd->sld", out_SLKH, out_KHD.astype(self.dtype))

@@ -128,6 +128,7 @@ class STBlock(nn.Module):
         x_BTND: jax.Array,
         kv_cache: tuple[jax.Array, jax.Array] | None = None,
         cache_index: jax.Array | None = None,
+        spatial_rotary_NF: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         batch, _frames, _tokens, _dim = x_BTND.shape
 
@@ -142,7 +143,7 @@ class STBlock(nn.Module):
 
         h_BTND = _layer_norm("spatial_norm", self.param_dtype)(x_BTND).astype(self.dtype)
         h_SND = einops.rearrange(h_BTND, "b t n d -> (b t) n d")
-        h_SND = attention("spatial_attention")(h_SND, causal=False)
+        h_SND = attention("spatial_attention")(h_SND, causal=False, rotary_LF=spatial_rotary_NF)
         x_BTND = x_BTND + einops.rearrange(h_SND, "(b t) n d -> b t n d", b=batch)
 
         h_BTND = _layer_norm("temporal_norm", self.param_dtype)(x_BTND).astype(self.dtype)
@@ -181,8 +182,13 @@ class STTransformer(nn.Module):
         *,
         kv_cache: KVCache | None = None,
         cache_index: int | jax.Array | None = None,
+        spatial_rotary_NF: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, KVCache]:
-        """x_BTND -> x_BTND; with `kv_cache` (see `empty_kv_cache`) -> (x_BTND, new cache)."""
+        """x_BTND -> x_BTND; with `kv_cache` (see `empty_kv_cache`) -> (x_BTND, new cache).
+
+        spatial_rotary_NF: rotary angles per position of a frame (`grid_rotary_angles`) for
+        every block's spatial attention; None: no rotary positions.
+        """
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(
                 f"unknown remat_policy {self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}"
@@ -210,17 +216,17 @@ class STTransformer(nn.Module):
                 block_cls,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
-                in_axes=(0, nn.broadcast),
+                in_axes=(0, nn.broadcast, nn.broadcast),
                 length=self.num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )(**block_kwargs, name="blocks")
-            x_BTND, kv_cache = stack(x_BTND, kv_cache, cache_index)
+            x_BTND, kv_cache = stack(x_BTND, kv_cache, cache_index, spatial_rotary_NF)
         else:
             new_layers = []
             for i in range(self.num_layers):
                 layer_cache = None if kv_cache is None else (kv_cache[0][i], kv_cache[1][i])
                 x_BTND, layer_cache = block_cls(**block_kwargs, name=f"block_{i}")(
-                    x_BTND, layer_cache, cache_index
+                    x_BTND, layer_cache, cache_index, spatial_rotary_NF
                 )
                 new_layers.append(layer_cache)
             if kv_cache is not None:

@@ -71,9 +71,11 @@ def test_action_prediction_is_causal_in_frames(t):
 
 
 @pytest.mark.parametrize("t", range(FRAMES))
-def test_next_action_sees_frames_up_to_its_own(t):
-    """Row t of the policy head (a_t) reads frames <= t, never frame t+1 nor its slot."""
-    model, params, words, tokens, slots = _backbone()
+@pytest.mark.parametrize("spatial_positions", ["learned", "rope"])
+def test_next_action_sees_frames_up_to_its_own(t, spatial_positions):
+    """Row t of the policy head (a_t) reads frames <= t, never frame t+1 nor its slot (also
+    with rotary positions in spatial attention)."""
+    model, params, words, tokens, slots = _backbone(spatial_positions)
 
     def next_logits(tokens_in, slots_in):
         return model.apply({"params": params}, words, tokens_in, slots_in)["next_actions"][0, t]
@@ -326,9 +328,23 @@ def test_coordinate_positions_add_the_coordinate_map_to_the_grid():
     assert np.abs(got["video"] - base["video"]).max() > 1e-3
 
 
+def test_rotary_positions_reuse_the_grid_parameters_and_change_attention():
+    """`rope` has exactly the `grid` model's parameters; the rotation changes what the
+    video tokens and the slot compute, so the same parameters give other outputs."""
+    grid, params, words, tokens, slots = _backbone("grid")
+    rope, rope_params, *_ = _backbone("rope")
+    assert jax.tree.structure(rope_params) == jax.tree.structure(params)
+    base = grid.apply({"params": params}, words, tokens, slots)
+    got = rope.apply({"params": params}, words, tokens, slots)
+    for name in ("video", "next_actions"):
+        assert np.abs(got[name] - base[name]).max() > 1e-4, name
+
+
 def test_unknown_spatial_positions_are_refused():
     with pytest.raises(ValueError, match="spatial_positions 'rows'"):
         WAMConfig(spatial_positions="rows")
+    with pytest.raises(ValueError, match="head size .* divisible by 4"):
+        WAMConfig(spatial_positions="rope", dim=24, num_heads=4)
 
 
 @pytest.mark.parametrize("per_frame", [False, True])
