@@ -7,12 +7,10 @@ from genie_jax.nn.config_parts import DtypeFields
 MASK_MODES = ("maskgit", "policy", "inverse")
 # Where a video token sits, added to the stack's learned per-position embedding:
 # "learned" adds nothing more; "grid" adds a learned row + column embedding (see
-# `GridPositionEmbedding`), shared by the tokens of a row and of a column; "coords" adds, on
-# top of "grid", a learned linear map of fixed coordinate features (`GridCoordinateEmbedding`:
-# the scaled row and column and sin / cos of them), so that offsets between tokens are linear;
-# "rope" adds, on top of "grid", 2D rotary positions in every spatial attention
-# (`genie_jax.nn.rotary`), so that attention scores between video tokens see their offset.
-SPATIAL_POSITIONS = ("learned", "grid", "coords", "rope")
+# `GridPositionEmbedding`), shared by the tokens of a row and of a column; "rope" adds, on
+# top of "grid", 2D rotary positions in every spatial attention (`genie_jax.nn.rotary`), so
+# that attention scores between video tokens see their offset.
+SPATIAL_POSITIONS = ("learned", "grid", "rope")
 
 
 @dataclasses.dataclass(frozen=True)

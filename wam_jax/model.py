@@ -31,8 +31,7 @@ of a hidden next frame (the first design here) stayed at the action prior after 
 steps; next-action prediction gets a training example from every shown frame.
 
 Options (`WAMConfig`): `spatial_positions="grid"` adds a row + column vector to each video
-token (`"coords"`: and a learned linear map of fixed coordinate features; `"rope"`: and 2D
-rotary positions in spatial attention, words and slot unrotated);
+token (`"rope"`: and 2D rotary positions in spatial attention, words and slot unrotated);
 `instruction_film` modulates the video token embeddings by the mean word embedding (FiLM)
 before the stack; `target_head` adds a logit per video token, trained to point at the
 cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]). All are
@@ -54,7 +53,6 @@ import jax.numpy as jnp
 
 from genie_jax.nn import (
     FactorizedPositionEmbedding,
-    GridCoordinateEmbedding,
     GridPositionEmbedding,
     STTransformer,
     grid_rotary_angles,
@@ -118,17 +116,13 @@ class WorldActionModel(nn.Module):
         self.pos = FactorizedPositionEmbedding(
             cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
         )
-        if cfg.spatial_positions in ("grid", "coords", "rope"):
+        if cfg.spatial_positions in ("grid", "rope"):
             side = math.isqrt(self.num_tokens)
             if side * side != self.num_tokens:
                 raise ValueError(f"grid positions need a square frame; {self.num_tokens} tokens")
             self.grid_pos = GridPositionEmbedding(
                 side, side, cfg.dim, cfg.jnp_param_dtype, name="grid_pos"
             )
-            if cfg.spatial_positions == "coords":
-                self.coord_pos = GridCoordinateEmbedding(
-                    side, side, cfg.dim, cfg.jnp_param_dtype, name="coord_pos"
-                )
         self.transformer = STTransformer(
             num_layers=cfg.num_layers,
             num_heads=cfg.num_heads,
@@ -200,10 +194,8 @@ class WorldActionModel(nn.Module):
         words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
         slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
         video_BTND = self.token_embed(tokens_BTN)
-        if self.config.spatial_positions in ("grid", "coords", "rope"):
+        if self.config.spatial_positions in ("grid", "rope"):
             video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
-        if self.config.spatial_positions == "coords":
-            video_BTND = video_BTND + self.coord_pos().astype(video_BTND.dtype)
         if self.config.instruction_film:
             video_BTND = self._film(words_BL, words_BLD, video_BTND)
         x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)

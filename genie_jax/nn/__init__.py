@@ -13,9 +13,7 @@ from genie_jax.nn.dense import logical_dense
 from genie_jax.nn.patchify import check_video, patchify, unpatchify
 from genie_jax.nn.posemb import (
     FactorizedPositionEmbedding,
-    GridCoordinateEmbedding,
     GridPositionEmbedding,
-    grid_coordinate_features,
 )
 from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
 from genie_jax.nn.rotary import apply_rotary, grid_rotary_angles
@@ -33,7 +31,6 @@ __all__ = [
     "grid_rotary_angles",
     "KVCache",
     "FactorizedPositionEmbedding",
-    "GridCoordinateEmbedding",
     "GridPositionEmbedding",
     "STBlock",
     "STTransformer",
@@ -42,7 +39,6 @@ __all__ = [
     "logical_dense",
     "stack_options",
     "empty_kv_cache",
-    "grid_coordinate_features",
     "patchify",
     "reset_dead_codes",
     "unpatchify",

@@ -305,29 +305,6 @@ def test_grid_positions_add_a_row_and_a_column_vector_to_each_video_token():
     )
 
 
-def test_coordinate_positions_add_the_coordinate_map_to_the_grid():
-    """`coords` with its coordinate map at zero is the `grid` model; a map that reads only the
-    row coordinate u equals the grid model with u_r * v added to row r's vector."""
-    grid, params, words, tokens, slots = _backbone("grid")
-    coords, coords_params, *_ = _backbone("coords")
-    assert set(coords_params) == set(params) | {"coord_pos"}
-    dim = coords.config.dim
-    zero = dict(params, coord_pos={"kernel": jnp.zeros((14, dim))})
-    base = grid.apply({"params": params}, words, tokens, slots)
-    for name, value in coords.apply({"params": zero}, words, tokens, slots).items():
-        np.testing.assert_allclose(value, base[name], atol=1e-6, err_msg=name)
-    # On the 2 x 2 grid, u is -1 in row 0 and +1 in row 1.
-    v_D = jnp.asarray(np.random.default_rng(3).normal(0, 0.5, dim), jnp.float32)
-    kernel = jnp.zeros((14, dim)).at[0].set(v_D)
-    shifted_rows = params["grid_pos"]["row"] + jnp.stack([-v_D, v_D])
-    shifted = dict(params, grid_pos=dict(params["grid_pos"], row=shifted_rows))
-    expected = grid.apply({"params": shifted}, words, tokens, slots)
-    got = coords.apply({"params": dict(params, coord_pos={"kernel": kernel})}, words, tokens, slots)
-    for name, value in got.items():
-        np.testing.assert_allclose(value, expected[name], atol=1e-5, err_msg=name)
-    assert np.abs(got["video"] - base["video"]).max() > 1e-3
-
-
 def test_rotary_positions_reuse_the_grid_parameters_and_change_attention():
     """`rope` has exactly the `grid` model's parameters; the rotation changes what the
     video tokens and the slot compute, so the same parameters give other outputs."""
