@@ -50,6 +50,11 @@ class WAMConfig(DtypeFields):
     min_mask_rate: float = 0.5
     max_mask_rate: float = 1.0
 
+    @property
+    def grid_positions(self) -> bool:
+        """Whether video tokens get the learned row + column embedding ("grid" and "rope")."""
+        return self.spatial_positions in ("grid", "rope")
+
     def __post_init__(self):
         if self.spatial_positions not in SPATIAL_POSITIONS:
             raise ValueError(

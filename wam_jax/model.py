@@ -116,7 +116,7 @@ class WorldActionModel(nn.Module):
         self.pos = FactorizedPositionEmbedding(
             cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
         )
-        if cfg.spatial_positions in ("grid", "rope"):
+        if cfg.grid_positions:
             side = math.isqrt(self.num_tokens)
             if side * side != self.num_tokens:
                 raise ValueError(f"grid positions need a square frame; {self.num_tokens} tokens")
@@ -194,7 +194,7 @@ class WorldActionModel(nn.Module):
         words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
         slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
         video_BTND = self.token_embed(tokens_BTN)
-        if self.config.spatial_positions in ("grid", "rope"):
+        if self.config.grid_positions:
             video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
         if self.config.instruction_film:
             video_BTND = self._film(words_BL, words_BLD, video_BTND)
