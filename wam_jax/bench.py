@@ -43,21 +43,26 @@ def wam_bench_model(config: ml_collections.ConfigDict) -> BenchModel:
     if not config.data_dir:
         notes.append(f"instruction vocabulary of {num_words} synthetic words")
     frames, size = config.clip_len, config.frame_size
+    num_tokens = system.tokenizer_config.num_tokens
 
     def make_batch(batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         actions = rng.integers(0, NUM_ACTIONS, (batch_size, frames), dtype=np.int32)
         actions[:, -1] = NO_LABEL  # no action after the last frame
-        return {
+        batch = {
             "words": rng.integers(1, num_words, (batch_size, max_words), dtype=np.int32),
             "video": rng.integers(0, 256, (batch_size, frames, size, size, 3), dtype=np.uint8),
             "actions": actions,
             "length": np.full((batch_size,), frames, np.int32),
         }
+        if system.wam_config.target_head:  # one target token a frame, as a mission's object
+            target_BT = rng.integers(0, num_tokens, (batch_size, frames))
+            batch["targets"] = np.arange(num_tokens) == target_BT[:, :, None]
+        return batch
 
     return BenchModel(
         task=task,
         frames=frames,
-        tokens_per_frame=system.tokenizer_config.num_tokens,
+        tokens_per_frame=num_tokens,
         dtype=config.wam.model.dtype,
         make_batch=make_batch,
         notes=tuple(notes),

@@ -35,7 +35,8 @@ token (`"rope"`: and 2D rotary positions in spatial attention, words and slot un
 `instruction_film` modulates the video token embeddings by the mean word embedding (FiLM)
 before the stack; `target_head` adds a logit per video token, trained to point at the
 cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]). All are
-off by default (RESULTS.md has what they measured).
+off in `WAMConfig`; the BabyAI presets turn on `rope`, `tokenize_per_frame` and `target_head`
+(RESULTS.md has what each measured).
 
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
