@@ -6,9 +6,10 @@
 #   experiments/wam_babyai_study.sh PRESET [OUT]      PRESET: smoke | cpu
 #
 # Resumable like reproduce_coinrun.sh: finished data is kept, runs resume from their newest
-# checkpoint, evaluation is redone. FRACTIONS (default "0.01 0.1 1.0"), EVAL_EPISODES
-# (default 100) and LATENT (default 1; 0 skips the latent-action route) can be set in the
-# environment.
+# checkpoint, evaluation is redone. Settable in the environment: FRACTIONS (default
+# "0.01 0.1 1.0"), EVAL_EPISODES (default 100), LATENT (default 1; 0 skips the latent-action
+# route), EPISODES (default 1000 for smoke, 10000 for cpu) and OVERRIDES (extra
+# `--config.KEY=VALUE` arguments for every training run, e.g. "--config.wam.num_steps=1200").
 set -euo pipefail
 
 PRESET=${1:?usage: experiments/wam_babyai_study.sh smoke|cpu [OUT]}
@@ -19,11 +20,13 @@ EVAL_EPISODES=${EVAL_EPISODES:-100}
 LATENT=${LATENT:-1}
 cd "$(dirname "$0")/.."
 
+# cpu: 10000 episodes, where the rotary backbone stops memorizing (RESULTS.md).
 case "${PRESET}" in
-  smoke) EPISODES=1000 ;;
-  cpu) EPISODES=5000 ;;
+  smoke) EPISODES=${EPISODES:-1000} ;;
+  cpu) EPISODES=${EPISODES:-10000} ;;
   *) echo "unknown preset ${PRESET}: smoke or cpu" >&2; exit 2 ;;
 esac
+read -r -a EXTRA <<< "${OVERRIDES:-}"
 
 started=$(date +%s)
 stage() { echo "== $1 ($(( $(date +%s) - started ))s)"; }
@@ -31,7 +34,7 @@ stage() { echo "== $1 ($(( $(date +%s) - started ))s)"; }
 stage "data -> ${OUT}/data"
 uv run wam data babyai --out "${OUT}/data" --level BabyAI-GoToLocal-v0 --episodes "${EPISODES}" \
   --clip-len 8
-COMMON=(--config "${CONFIG}" --config.data_dir "${OUT}/data")
+COMMON=(--config "${CONFIG}" --config.data_dir "${OUT}/data" "${EXTRA[@]}")
 for part in tokenizer lam; do
   stage "${part} -> ${OUT}/${part}"
   uv run genie train "${part}" "${COMMON[@]}" --workdir "${OUT}/${part}"
