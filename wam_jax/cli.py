@@ -4,6 +4,7 @@
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
+           [--action-source policy|imagination]
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
@@ -71,6 +72,7 @@ def _eval(args: argparse.Namespace) -> None:
         imagine=not args.no_imagine,
         level=args.level,
         action_temperature=args.action_temperature,
+        action_source=args.action_source,
     )
     print(f"eval outputs: {metrics['meta']['outputs']}")
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
@@ -125,6 +127,7 @@ def _summarize(args: argparse.Namespace) -> None:
                 "random_policy_success_within": metrics["random_policy"].get("success_within"),
                 "episodes": metrics["episodes"],
                 "action_temperature": meta.get("action_temperature", 0.0),
+                "action_source": meta.get("action_source", "policy"),
                 "step": meta["step"],
             }
         )
@@ -177,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="0: the policy's argmax action (default); T > 0: sample from softmax(logits / T)",
+    )
+    evaluate.add_argument(
+        "--action-source",
+        choices=["policy", "imagination"],
+        default="policy",
+        help="policy: the policy head (default); imagination: imagine the next frame with the "
+        "action unknown, then the action head's action between the two frames",
     )
     bench = commands.add_parser(
         "bench", help="the WAM's sharded train step: time, memory, MFU (last line: JSON)"

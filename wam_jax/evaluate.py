@@ -41,9 +41,12 @@ def evaluate_wam(
     imagine: bool = True,
     level: str | None = None,
     action_temperature: float = 0.0,
+    action_source: str = "policy",
 ) -> dict:
     workdir = pathlib.Path(workdir)
-    agent = load_agent(workdir, step=step, action_temperature=action_temperature)
+    agent = load_agent(
+        workdir, step=step, action_temperature=action_temperature, action_source=action_source
+    )
     config = agent.config
     level = level or config.level
     if seeds is None:
@@ -53,8 +56,11 @@ def evaluate_wam(
     metrics, played = play_wam(agent, level, seed_list, imagine=imagine)
     metrics["random_policy"] = play_random(level, seed_list, config.frame_size)
     loaded_step = agent.step
-    # Sampled-action evaluations get their own directory next to the argmax one.
+    # Sampled-action and imagination-policy evaluations get their own directories next to
+    # the argmax policy-head one.
     suffix = f"_t{agent.action_temperature:g}" if agent.action_temperature > 0 else ""
+    if agent.action_source != "policy":
+        suffix += f"_{agent.action_source}"
     out_dir = workdir / "eval" / f"step_{loaded_step}{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [str(out_dir / "metrics.json")]
@@ -74,6 +80,7 @@ def evaluate_wam(
             "argmax": agent.sampling.logit_temperature == 0,
         },
         "action_temperature": agent.action_temperature,
+        "action_source": agent.action_source,
         "outputs": outputs,
     }
     text = json.dumps(metrics, indent=2) + "\n"
