@@ -63,6 +63,11 @@ class WAMAgent:
         self._inverse = jax.jit(self._inverse_impl)
 
     @property
+    def video_mask_id(self) -> int:
+        """The backbone's id for a hidden video token (one past the tokenizer's codes)."""
+        return self.system.tokenizer_config.codebook_size
+
+    @property
     def window(self) -> int:
         """Observed frames the model sees at most (one position stays for the next frame)."""
         return self.config.clip_len - 1
@@ -120,8 +125,7 @@ class WAMAgent:
         logits, aux = system.apply(
             variables, words_BL, video_BTHWC, actions_BT, length_B, video_hidden_BTN, query_BT
         )
-        mask_id = system.tokenizer_config.codebook_size  # the backbone's video mask id
-        tokens_BTN = jnp.where(video_hidden_BTN, mask_id, aux["tokens"])
+        tokens_BTN = jnp.where(video_hidden_BTN, self.video_mask_id, aux["tokens"])
         action_rng, frame_rng, rng = jax.random.split(rng, 3)
         if self.action_source == "imagination":
             # o_{t+1} imagined with its slot hidden, then the action head reads that slot with
@@ -167,7 +171,7 @@ class WAMAgent:
 
     def _decode(self, variables, words_BL, tokens_BTN, slots_BT, query_BT, rng) -> jax.Array:
         """MaskGIT tokens [B, N] of the query frame given the other frames and `slots_BT`."""
-        mask_id = self.system.tokenizer_config.codebook_size
+        mask_id = self.video_mask_id
 
         def logits_fn(frame_BN):
             filled_BTN = jnp.where(query_BT[:, :, None], frame_BN[:, None, :], tokens_BTN)
