@@ -7,7 +7,7 @@ tokenizer and LAM with it). Optimizer state is never read.
 
 import dataclasses
 import json
-import pathlib
+import os
 
 import flax.linen as nn
 import jax
@@ -20,6 +20,7 @@ from genie_jax.maskgit import Sampler, SamplingConfig
 from genie_jax.train.checkpoint import CheckpointNotFoundError, resolved_step
 from genie_jax.train.pretrained import load_pretrained_params
 from genie_jax.train.tasks import dataclass_from_config, genie_model_from_config
+from genie_jax.train.workdir import workdir_path
 
 
 @dataclasses.dataclass
@@ -131,10 +132,10 @@ def random_world(config: ml_collections.ConfigDict, *, seed: int = 0, **sampling
     )
 
 
-def load_world(workdir: str | pathlib.Path, *, step: int | None = None, **sampling) -> World:
+def load_world(workdir: str | os.PathLike, *, step: int | None = None, **sampling) -> World:
     """The Genie trained in a `genie train dynamics` workdir (params only; newest step by
     default). Parameters land on one device whatever mesh the run trained on."""
-    workdir = pathlib.Path(workdir)
+    workdir = workdir_path(workdir)
     config_path = workdir / "config.json"
     if not config_path.is_file():
         raise CheckpointNotFoundError(

@@ -10,7 +10,8 @@ usage: install.sh --name NAME (--repo URL --ref REF | --copy [--ref REF])
                   [--dir DIR] [--zone Z] [--project P] [--dry-run]
 
 On every worker (gcloud compute tpus tpu-vm ssh --worker=all): installs uv (pip --user) if
-missing (else uv's installer), puts the project in ~/DIR at REF, runs `uv sync --frozen`, then adds `jax[tpu]`
+missing (else uv's installer), puts the project in ~/DIR at REF, runs
+`uv sync --frozen --extra gcs` (gcsfs, for `--workdir gs://bucket/run`), then adds `jax[tpu]`
 (libtpu) at the locked jax version with `uv pip install` (pyproject.toml has no TPU extra;
 `uv run` keeps the added package because it syncs inexactly).
 
@@ -73,5 +74,5 @@ else
 fi
 # shellcheck disable=SC2016
 jax_tpu='uv pip install "jax[tpu]==$(uv run --no-sync python -c "import jax; print(jax.__version__)")"'
-note "then: uv, uv sync --frozen, jax[tpu] at the locked jax version"
-ssh_workers all "set -e; $uv_on_path; $fetch; cd $dir && uv sync --frozen && $jax_tpu"
+note "then: uv, uv sync --frozen --extra gcs, jax[tpu] at the locked jax version"
+ssh_workers all "set -e; $uv_on_path; $fetch; cd $dir && uv sync --frozen --extra gcs && $jax_tpu"

@@ -24,7 +24,7 @@ where windows after an episode's first start with the slot "none").
 
 import dataclasses
 import json
-import pathlib
+import os
 
 import flax.linen as nn
 import jax
@@ -35,6 +35,7 @@ import numpy as np
 from genie_jax.maskgit import SamplingConfig, decode_frame
 from genie_jax.train.checkpoint import CheckpointNotFoundError, resolved_step
 from genie_jax.train.pretrained import load_pretrained_params
+from genie_jax.train.workdir import workdir_path
 from wam_jax.data.vocab import Vocabulary
 from wam_jax.system import NO_LABEL, WAMSystem
 from wam_jax.task import VOCAB_FILE, wam_system_from_config
@@ -250,7 +251,7 @@ def _init_params(system: WAMSystem, config: ml_collections.ConfigDict, rng: jax.
 
 
 def load_agent(
-    workdir: str | pathlib.Path,
+    workdir: str | os.PathLike,
     *,
     step: int | None = None,
     action_temperature: float = 0.0,
@@ -260,7 +261,7 @@ def load_agent(
     """The WAM of a `wam train` workdir (newest checkpoint by default) as a policy."""
     if action_temperature < 0:
         raise ValueError(f"action_temperature must be >= 0, got {action_temperature}")
-    workdir = pathlib.Path(workdir)
+    workdir = workdir_path(workdir)
     config_path = workdir / "config.json"
     if not config_path.is_file() or not (workdir / VOCAB_FILE).is_file():
         raise CheckpointNotFoundError(

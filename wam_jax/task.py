@@ -6,16 +6,18 @@ saved as `vocab.json` in the workdir; a resumed run (and evaluation) reads it ba
 """
 
 import functools
-import pathlib
+import os
 
 import jax.numpy as jnp
 import ml_collections
+from etils import epath
 
 from genie_jax.config_loading import ConfigError
 from genie_jax.data.source import open_config_split
 from genie_jax.lam import LAMConfig
 from genie_jax.tokenizer import TokenizerConfig
 from genie_jax.train.tasks import Task, dataclass_from_config
+from genie_jax.train.workdir import workdir_path
 from wam_jax.config import WAMConfig
 from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.balance import LabelBalancedView
@@ -28,7 +30,7 @@ STAGES = ("joint", "pretrain", "align")
 VOCAB_FILE = "vocab.json"
 
 
-def load_or_build_vocab(workdir: pathlib.Path, train_source) -> Vocabulary:
+def load_or_build_vocab(workdir: epath.Path, train_source) -> Vocabulary:
     """The run's saved vocabulary, or a new one from every training mission."""
     path = workdir / VOCAB_FILE
     if path.exists():
@@ -184,7 +186,7 @@ def label_balancing(config: ml_collections.ConfigDict, train_source):
 
 
 def wam_task(
-    config: ml_collections.ConfigDict, workdir: str | pathlib.Path
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike
 ) -> tuple[Task, Vocabulary]:
     """The task for `genie_jax.train.loop.train`, and the vocabulary to save with the run."""
     section = config.wam
@@ -201,7 +203,7 @@ def wam_task(
     if section.stage == "align" and not section.init_workdir:
         raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
     train_source = open_config_split(config, "train")
-    vocab = load_or_build_vocab(pathlib.Path(workdir), train_source)
+    vocab = load_or_build_vocab(workdir_path(workdir), train_source)
     system = wam_system_from_config(config, len(vocab))
     max_words = system.wam_config.max_words
     patch_size = target_patch_size(config, system, train_source)
@@ -221,11 +223,11 @@ def wam_task(
     return task, vocab
 
 
-def train_wam(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, **kwargs) -> dict:
+def train_wam(config: ml_collections.ConfigDict, workdir: str | os.PathLike, **kwargs) -> dict:
     """`genie_jax`'s loop on the WAM task; writes `vocab.json` next to the checkpoints."""
     from genie_jax.train.loop import train
 
-    workdir = pathlib.Path(workdir)
+    workdir = workdir_path(workdir)
     task, vocab = wam_task(config, workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / VOCAB_FILE).exists():

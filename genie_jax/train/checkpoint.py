@@ -3,10 +3,11 @@
 Saves are asynchronous (training continues while the files are written) and keep
 `max_to_keep`; restores go straight into the target shardings, so a run saved on one mesh
 resumes on another. Only the pytree part of the state is saved: `apply_fn` and `tx` come from
-the config that restores it.
+the config that restores it. The directory may be on an object store (`gs://...`): orbax writes
+there itself, given the `epath.Path` that `genie_jax.train.workdir` makes.
 """
 
-import pathlib
+import os
 import sys
 import time
 import warnings
@@ -14,11 +15,13 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from jax.experimental import multihost_utils
 
 from genie_jax.data.pipeline import iterator_restore_args, iterator_save_args
 from genie_jax.train.state import TrainState
 from genie_jax.train.tree_shapes import describe_mismatch, flat_shapes
+from genie_jax.train.workdir import absolute_path, move_directory, workdir_path
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -36,19 +39,19 @@ class CheckpointCorruptError(RuntimeError):
 CORRUPT_DIR = "corrupt_checkpoints"
 
 
-def step_dirs(directory: str | pathlib.Path) -> list[int]:
+def step_dirs(directory: str | os.PathLike) -> list[int]:
     """The steps with a directory under a run's `checkpoints/` (sorted; [] if it is missing)."""
-    directory = pathlib.Path(directory)
+    directory = workdir_path(directory)
     if not directory.is_dir():
         return []
     return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
-def resolved_step(workdir: str | pathlib.Path, step: int | None) -> int:
+def resolved_step(workdir: str | os.PathLike, step: int | None) -> int:
     """`step`, or the newest checkpoint step of a run's workdir when `step` is None."""
     if step is not None:
         return step
-    return max(step_dirs(pathlib.Path(workdir) / "checkpoints"))
+    return max(step_dirs(workdir_path(workdir) / "checkpoints"))
 
 
 def _arrays(state: TrainState) -> dict[str, Any]:
@@ -63,8 +66,10 @@ def _arrays(state: TrainState) -> dict[str, Any]:
 class Checkpointer:
     """`workdir/checkpoints/<step>/{state,data}` managed by an orbax CheckpointManager."""
 
-    def __init__(self, directory: pathlib.Path, *, max_to_keep: int = 3, async_save: bool = True):
-        self.directory = pathlib.Path(directory).absolute()
+    def __init__(
+        self, directory: str | os.PathLike, *, max_to_keep: int = 3, async_save: bool = True
+    ):
+        self.directory: epath.Path = absolute_path(directory)
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -142,7 +147,7 @@ class Checkpointer:
 
     def _set_aside(self, unreadable: list[int]) -> None:
         """Moves unreadable step directories out of the manager's sight (process 0 moves, every
-        process waits for it)."""
+        process waits for it). On an object store a move copies every file, then deletes."""
         if not unreadable:
             return
         if jax.process_index() == 0:
@@ -150,7 +155,7 @@ class Checkpointer:
             aside.mkdir(exist_ok=True)
             for step in unreadable:
                 target = aside / f"{step}.{int(time.time())}"
-                (self.directory / str(step)).rename(target)
+                move_directory(self.directory / str(step), target)
                 print(f"moved unreadable checkpoint step {step} to {target}", file=sys.stderr)
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("checkpoint set aside")

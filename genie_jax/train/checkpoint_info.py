@@ -13,19 +13,21 @@ num_params      the number of parameter values in `latest_good`
 
 import hashlib
 import json
-import pathlib
+import os
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from genie_jax.train.checkpoint import CheckpointNotFoundError, step_dirs
+from genie_jax.train.workdir import absolute_path
 
 CONFIG_FILE = "config.json"
 
 
-def config_hash(workdir: pathlib.Path) -> str | None:
+def config_hash(workdir: epath.Path) -> str | None:
     try:
         config = json.loads((workdir / CONFIG_FILE).read_text())
     except FileNotFoundError:
@@ -64,8 +66,8 @@ def _read_params(manager: ocp.CheckpointManager, step: int) -> Any:
     return restored["state"]["params"]
 
 
-def checkpoint_info(workdir: str | pathlib.Path) -> dict:
-    workdir = pathlib.Path(workdir).absolute()
+def checkpoint_info(workdir: str | os.PathLike) -> dict:
+    workdir = absolute_path(workdir)
     directory = workdir / "checkpoints"
     if not directory.is_dir():
         raise CheckpointNotFoundError(f"no checkpoints directory in {workdir}")

@@ -5,10 +5,13 @@ position). SIGTERM saves a checkpoint and exits cleanly. A NaN/Inf loss stops th
 `TrainingDivergedError` and never overwrites the last good checkpoint; with
 `config.skip_nonfinite_updates` the step keeps the previous state instead and the run goes on,
 counting the skipped updates (`train/skipped_updates`, and `skipped_updates` in the summary).
+The workdir may be a local directory or an object-store URI (`gs://bucket/run`); the metrics
+are flushed to it at every eval and checkpoint, and when the run ends or fails.
 """
 
+import contextlib
 import json
-import pathlib
+import os
 import signal
 import time
 from typing import Any
@@ -17,6 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 from clu import parameter_overview
+from etils import epath
 
 from genie_jax.config_loading import ConfigError
 from genie_jax.data import DataError
@@ -35,6 +39,7 @@ from genie_jax.train.state import (
 )
 from genie_jax.train.steps import jit_eval_step, jit_train_step
 from genie_jax.train.tasks import TASKS, Task
+from genie_jax.train.workdir import workdir_path
 
 
 class TrainingDivergedError(RuntimeError):
@@ -63,7 +68,7 @@ class _StopRequest:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+def write_config(config: ml_collections.ConfigDict, workdir: epath.Path) -> None:
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
@@ -84,7 +89,7 @@ def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None) 
 
 def train(
     config: ml_collections.ConfigDict,
-    workdir: str | pathlib.Path,
+    workdir: str | os.PathLike,
     task_name: str | Task,
     *,
     stop_at_step: int | None = None,
@@ -98,7 +103,7 @@ def train(
     for splitting a run into pieces. Returns a summary: final step, last logged metrics,
     last eval metrics, steps/s, and where things were written.
     """
-    workdir = pathlib.Path(workdir)
+    workdir = workdir_path(workdir)
     task: Task = TASKS[task_name](config) if isinstance(task_name, str) else task_name
     section = task.section
     if not config.data_dir:
@@ -187,8 +192,11 @@ def train(
             _check_finite(step, _fetch({"loss": metrics["loss"]}), last_saved)
         checkpointer.save(state, train_iter)
         last_saved = step
+        writer.flush()
 
-    with _StopRequest() as stop:
+    # closing: the writer also flushes when the run fails (a diverged loss), which matters where
+    # rows reach an object store only on a flush.
+    with _StopRequest() as stop, contextlib.closing(writer):
         step = start_step
         metrics = None
         while step < section.num_steps:
@@ -210,6 +218,7 @@ def train(
                     config, section, eval_step, state, in_sharding, task.eval_operations
                 )
                 writer.write_scalars(step, {f"val/{k}": v for k, v in summary["eval"].items()})
+                writer.flush()
             if step % config.checkpoint_every == 0 or step == section.num_steps:
                 save(step, metrics)
             interrupted = stop.requested or (stop_at_step is not None and step >= stop_at_step)
@@ -224,8 +233,6 @@ def train(
         flush_pending()
         if metrics is not None:
             jax.block_until_ready(metrics["loss"])
-    writer.flush()
-    writer.close()
     progress.close()
     checkpointer.close()
     # The first steps include compilation; report the steady state after them.
@@ -242,7 +249,7 @@ def train(
     return summary
 
 
-def _has_checkpoint(directory: pathlib.Path) -> bool:
+def _has_checkpoint(directory: epath.Path) -> bool:
     return bool(step_dirs(directory))
 
 

@@ -7,21 +7,23 @@ an orbax traceback.
 """
 
 import json
-import pathlib
+import os
 from typing import Any
 
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from genie_jax.train.checkpoint import CheckpointNotFoundError
 from genie_jax.train.tree_shapes import describe_mismatch, flat_shapes
+from genie_jax.train.workdir import absolute_path
 
 
 class PretrainedMismatchError(ValueError):
     pass
 
 
-def _saved_model_config(workdir: pathlib.Path, part: str) -> dict | None:
+def _saved_model_config(workdir: epath.Path, part: str) -> dict | None:
     try:
         return json.loads((workdir / "config.json").read_text())[part]["model"]
     except (OSError, KeyError, ValueError):
@@ -29,7 +31,7 @@ def _saved_model_config(workdir: pathlib.Path, part: str) -> dict | None:
 
 
 def load_pretrained_params(
-    workdir: str | pathlib.Path,
+    workdir: str | os.PathLike,
     part: str,
     abstract_params: Any,
     *,
@@ -45,7 +47,7 @@ def load_pretrained_params(
     `group` reads one top-level parameter group of a run that trained several parts (e.g. the
     `wam` group of a WAM run) instead of the run's whole parameter tree.
     """
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = absolute_path(workdir)
     directory = workdir / "checkpoints"
     if not directory.is_dir():
         raise CheckpointNotFoundError(

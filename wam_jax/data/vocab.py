@@ -8,11 +8,13 @@ instruction it has never read should not guess.
 """
 
 import json
-import pathlib
+import os
 import re
 from collections.abc import Iterable
 
 import numpy as np
+
+from genie_jax.train.workdir import workdir_path
 
 PAD_ID = 0
 _WORD = re.compile(r"[a-z0-9]+")
@@ -59,9 +61,10 @@ class Vocabulary:
         ids[: len(words)] = [self._ids[w] for w in words]
         return ids
 
-    def save(self, path: str | pathlib.Path) -> None:
-        pathlib.Path(path).write_text(json.dumps({"words": self.words}, indent=1) + "\n")
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the word list to `path`, on disk or on an object store (`gs://...`)."""
+        workdir_path(path).write_text(json.dumps({"words": self.words}, indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: str | pathlib.Path) -> "Vocabulary":
-        return cls(json.loads(pathlib.Path(path).read_text())["words"])
+    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        return cls(json.loads(workdir_path(path).read_text())["words"])
