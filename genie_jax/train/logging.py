@@ -95,9 +95,11 @@ class CopiedTensorBoardWriter:
         self._logdir = logdir
         self._local = pathlib.Path(tempfile.mkdtemp(prefix="tensorboard-"))
         self._writer = TensorBoardWriter(self._local, filename_suffix=f".{uuid.uuid4().hex[:8]}")
+        self._unwritten = False
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         self._writer.write_scalars(step, scalars)
+        self._unwritten = True
 
     def flush(self) -> None:
         self._writer.flush()
@@ -109,6 +111,11 @@ class CopiedTensorBoardWriter:
         shutil.rmtree(self._local, ignore_errors=True)
 
     def _copy(self) -> None:
+        """Uploads the event files, only when rows came since the last upload (an eval and a
+        checkpoint at the same step flush twice)."""
+        if not self._unwritten:
+            return
+        self._unwritten = False
         for file in sorted(self._local.rglob("*")):
             if file.is_file():
                 target = self._logdir / file.relative_to(self._local).as_posix()
