@@ -23,6 +23,10 @@ class WAMConfig(DtypeFields):
     max_words: int = 12  # L: instruction tokens (padded); every frame attends to them
     qk_norm: bool = True
     spatial_positions: str = "learned"  # one of SPATIAL_POSITIONS
+    # With "rope": how many heads of each spatial attention use the rotary positions (0: all).
+    # The others score by content only, so a query without a grid position (the action slot)
+    # can look for a kind of cell wherever it is.
+    rotary_heads: int = 0
     # True: the frozen tokenizer encodes every frame as a clip of its own, so a cell's code
     # depends on that frame only. False: the whole clip at once, where the tokenizer's causal
     # temporal attention can give the same cell different codes after different histories
@@ -64,6 +68,10 @@ class WAMConfig(DtypeFields):
             raise ValueError(
                 f"spatial_positions 'rope' needs a head size (dim / num_heads = "
                 f"{self.dim} / {self.num_heads}) divisible by 4"
+            )
+        if not 0 <= self.rotary_heads <= self.num_heads:
+            raise ValueError(
+                f"rotary_heads {self.rotary_heads} must be in [0, num_heads={self.num_heads}]"
             )
         if len(self.mode_probs) != len(MASK_MODES) or min(self.mode_probs) < 0:
             raise ValueError(

@@ -35,8 +35,8 @@ token (`"rope"`: and 2D rotary positions in spatial attention, words and slot un
 `instruction_film` modulates the video token embeddings by the mean word embedding (FiLM)
 before the stack; `target_head` adds a logit per video token, trained to point at the
 cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]). All are
-off in `WAMConfig`; the BabyAI presets turn on `rope`, `tokenize_per_frame` and `target_head`
-(RESULTS.md has what each measured).
+off in `WAMConfig`; the BabyAI presets turn on `rope` and `target_head` (RESULTS.md has what
+each measured). `rotary_heads` keeps the rotation to the first heads of each spatial attention.
 
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
@@ -57,6 +57,7 @@ from genie_jax.nn import (
     GridPositionEmbedding,
     STTransformer,
     grid_rotary_angles,
+    heads_with_rotary,
     stack_options,
 )
 from wam_jax.config import WAMConfig
@@ -166,12 +167,18 @@ class WorldActionModel(nn.Module):
             )
 
     def _rotary(self) -> jax.Array | None:
-        """With `rope`: angles for [words | slot | video grid] (words and slot unrotated)."""
+        """With `rope`: angles for [words | slot | video grid] (words and slot unrotated), per
+        head ([N, K, F]) when only `rotary_heads` of the heads rotate."""
         if self.config.spatial_positions != "rope":
             return None
         side = math.isqrt(self.num_tokens)
-        head_dim = self.config.dim // self.config.num_heads
-        return grid_rotary_angles(side, side, head_dim, leading=self.config.max_words + 1)
+        heads = self.config.num_heads
+        angles_NF = grid_rotary_angles(
+            side, side, self.config.dim // heads, leading=self.config.max_words + 1
+        )
+        if self.config.rotary_heads in (0, heads):
+            return angles_NF
+        return heads_with_rotary(angles_NF, heads, self.config.rotary_heads)
 
     def _film(self, words_BL: jax.Array, words_BLD: jax.Array, video_BTND: jax.Array) -> jax.Array:
         """video * (1 + gamma) + beta, (gamma, beta) from the mean embedding of the words

@@ -16,7 +16,7 @@ from genie_jax.nn.posemb import (
     GridPositionEmbedding,
 )
 from genie_jax.nn.quantizer import VectorQuantizer, reset_dead_codes
-from genie_jax.nn.rotary import apply_rotary, grid_rotary_angles
+from genie_jax.nn.rotary import apply_rotary, grid_rotary_angles, heads_with_rotary
 from genie_jax.nn.st_transformer import (
     KVCache,
     STBlock,
@@ -28,6 +28,7 @@ from genie_jax.nn.st_transformer import (
 __all__ = [
     "Attention",
     "apply_rotary",
+    "heads_with_rotary",
     "grid_rotary_angles",
     "KVCache",
     "FactorizedPositionEmbedding",

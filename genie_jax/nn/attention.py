@@ -62,8 +62,9 @@ class Attention(nn.Module):
         `cache_index` and every query attends causally to positions < cache_index + its own
         offset + 1. Returns (out_SLD, updated cache) in that case, out_SLD otherwise.
 
-        rotary_LF: per-position angles (`grid_rotary_angles`) that rotate queries and keys after
-        the qk-norm, so that scores depend on relative positions (no KV cache).
+        rotary_LF: per-position angles (`grid_rotary_angles`; or [L, K, F] per head,
+        `heads_with_rotary`) that rotate queries and keys after the qk-norm, so that scores
+        depend on relative positions (no KV cache).
         """
         dim = x_SLD.shape[-1]
         if dim % self.num_heads:

@@ -31,19 +31,31 @@ def grid_rotary_angles(
     return jnp.concatenate([jnp.zeros((leading, 2 * per_axis), jnp.float32), grid_NF], axis=0)
 
 
-def apply_rotary(x_SLKH: jax.Array, angles_LF: jax.Array) -> jax.Array:
-    """Rotates channel pairs (j, j + Dh/2) of every head by angles_LF[l, j] (fp32 inside)."""
-    half = x_SLKH.shape[-1] // 2
-    if angles_LF.shape != (x_SLKH.shape[1], half):
+def heads_with_rotary(angles_LF: jax.Array, num_heads: int, rotary_heads: int) -> jax.Array:
+    """Per-head angles [L, K, F]: the first `rotary_heads` heads turn by `angles_LF`, the others
+    not at all (their scores see content only, whatever the offset)."""
+    if not 0 <= rotary_heads <= num_heads:
+        raise ValueError(f"rotary_heads {rotary_heads} must be in [0, {num_heads}]")
+    rotated_1K1 = (jnp.arange(num_heads) < rotary_heads)[None, :, None]
+    return jnp.where(rotated_1K1, angles_LF[:, None, :], 0.0)
+
+
+def apply_rotary(x_SLKH: jax.Array, angles: jax.Array) -> jax.Array:
+    """Rotates channel pairs (j, j + Dh/2) of every head by angles[l, j] ([L, F], the same for
+    every head) or angles[l, k, j] ([L, K, F], `heads_with_rotary`); fp32 inside."""
+    _, length, heads, head_dim = x_SLKH.shape
+    half = head_dim // 2
+    if angles.shape not in ((length, half), (length, heads, half)):
         raise ValueError(
-            f"rotary angles {angles_LF.shape} do not match {x_SLKH.shape[1]} positions and "
-            f"head size {x_SLKH.shape[-1]}"
+            f"rotary angles {angles.shape} do not match {length} positions, {heads} heads and "
+            f"head size {head_dim}"
         )
+    angles_LKF = angles if angles.ndim == 3 else angles[:, None, :]
     x = x_SLKH.astype(jnp.float32)
     first, second = x[..., :half], x[..., half:]
-    cos_1L1F = jnp.cos(angles_LF)[None, :, None, :]
-    sin_1L1F = jnp.sin(angles_LF)[None, :, None, :]
+    cos_1LKF = jnp.cos(angles_LKF)[None]
+    sin_1LKF = jnp.sin(angles_LKF)[None]
     rotated = jnp.concatenate(
-        [first * cos_1L1F - second * sin_1L1F, second * cos_1L1F + first * sin_1L1F], axis=-1
+        [first * cos_1LKF - second * sin_1LKF, second * cos_1LKF + first * sin_1LKF], axis=-1
     )
     return rotated.astype(x_SLKH.dtype)

@@ -186,8 +186,8 @@ class STTransformer(nn.Module):
     ) -> jax.Array | tuple[jax.Array, KVCache]:
         """x_BTND -> x_BTND; with `kv_cache` (see `empty_kv_cache`) -> (x_BTND, new cache).
 
-        spatial_rotary_NF: rotary angles per position of a frame (`grid_rotary_angles`) for
-        every block's spatial attention; None: no rotary positions.
+        spatial_rotary_NF: rotary angles per position of a frame (`grid_rotary_angles`; or
+        [N, K, F] per head) for every block's spatial attention; None: no rotary positions.
         """
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(

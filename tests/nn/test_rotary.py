@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genie_jax.nn import Attention, STTransformer, apply_rotary, grid_rotary_angles
+from genie_jax.nn import (
+    Attention,
+    STTransformer,
+    apply_rotary,
+    grid_rotary_angles,
+    heads_with_rotary,
+)
 
 ROWS, COLS, HEAD = 3, 4, 8
 
@@ -53,6 +59,22 @@ def test_leading_positions_are_not_rotated_and_norms_are_kept():
     np.testing.assert_allclose(
         jnp.linalg.norm(out_SLKH, axis=-1), jnp.linalg.norm(x_SLKH, axis=-1), rtol=1e-5
     )
+
+
+def test_only_the_rotary_heads_turn():
+    """Per-head angles: head k < rotary_heads turns exactly as with shared angles, the others
+    are left as they are (content-only scores)."""
+    angles_LF = grid_rotary_angles(ROWS, COLS, HEAD, leading=2)
+    x_SLKH = jax.random.normal(_key(5), (2, angles_LF.shape[0], 4, HEAD))
+    shared = apply_rotary(x_SLKH, angles_LF)
+    per_head = apply_rotary(x_SLKH, heads_with_rotary(angles_LF, 4, rotary_heads=3))
+    np.testing.assert_allclose(per_head[:, :, :3], shared[:, :, :3], atol=1e-6)
+    np.testing.assert_array_equal(per_head[:, :, 3], x_SLKH[:, :, 3])
+    assert not np.allclose(per_head[:, 3:, 2], x_SLKH[:, 3:, 2], atol=1e-3)
+    with pytest.raises(ValueError, match="rotary_heads 5"):
+        heads_with_rotary(angles_LF, 4, rotary_heads=5)
+    with pytest.raises(ValueError, match="3 heads"):
+        apply_rotary(x_SLKH[:, :, :3], heads_with_rotary(angles_LF, 4, rotary_heads=2))
 
 
 def test_bad_rotary_inputs_are_named():

@@ -315,6 +315,12 @@ def test_rotary_positions_reuse_the_grid_parameters_and_change_attention():
     got = rope.apply({"params": params}, words, tokens, slots)
     for name in ("video", "next_actions"):
         assert np.abs(got[name] - base[name]).max() > 1e-4, name
+    # One of the two heads rotating: other outputs again, from the same parameters.
+    half, *_ = _backbone("rope", rotary_heads=1)
+    partial = half.apply({"params": params}, words, tokens, slots)
+    for name in ("video", "next_actions"):
+        assert np.abs(partial[name] - base[name]).max() > 1e-4, name
+        assert np.abs(partial[name] - got[name]).max() > 1e-4, name
 
 
 def test_unknown_spatial_positions_are_refused():
@@ -322,6 +328,8 @@ def test_unknown_spatial_positions_are_refused():
         WAMConfig(spatial_positions="rows")
     with pytest.raises(ValueError, match="head size .* divisible by 4"):
         WAMConfig(spatial_positions="rope", dim=24, num_heads=4)
+    with pytest.raises(ValueError, match="rotary_heads 5"):
+        WAMConfig(spatial_positions="rope", num_heads=4, rotary_heads=5)
 
 
 @pytest.mark.parametrize("per_frame", [False, True])
