@@ -102,10 +102,11 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         num_actions=8,  # BabyAI has 7 actions; Genie's default codebook of 8
     )
     config.lam = _section(lam, steps["lam"], batch_size=8, dead_code_threshold=20)
-    # Rotary grid positions, per-frame tokens and the target head: the first options that made
-    # a policy read its mission (RESULTS.md, "Grounding is easy; relative geometry is what the
-    # policies miss"). `WAMConfig`'s own defaults keep them off (they need a square token grid
-    # and data with target cells).
+    # Rotary grid positions and the target head: the first options that made a policy read its
+    # mission (RESULTS.md, "Grounding is easy; relative geometry is what the policies miss").
+    # Frames are tokenized as whole clips: per-frame tokens kept the action heads at the
+    # action prior (NOTES, "#5 next"). `WAMConfig`'s own defaults keep these off (they need a
+    # square token grid and data with target cells).
     wam = WAMConfig(
         num_layers=3,
         dim=128,
@@ -113,7 +114,6 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         max_frames=16,
         max_words=12,
         spatial_positions="rope",
-        tokenize_per_frame=True,
         target_head=True,
     )
     config.wam = _section(

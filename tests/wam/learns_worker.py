@@ -35,7 +35,7 @@ SMALL = {
     "wam.model.num_layers": 2,
     "wam.model.dim": 64,
     # The backbone this test was sized with (the measured 24%): learned positions, whole-clip
-    # tokens, no target head. With the presets' rope + per-frame tokens + target head at this
+    # tokens, no target head. With rope + per-frame tokens + target head (the presets then) at this
     # size and step count the WAM reached 10% within 16 steps (random 6%; one run, cause not
     # yet isolated; NOTES, "Measured").
     "wam.model.spatial_positions": "learned",
