@@ -18,7 +18,9 @@ import pytest
 # a few times, and this compiles them about a third faster (the WAM sharded-step file 47 -> 34 s
 # on 2 cores). Results agree with the default build to float rounding, not bit for bit (3e-6 at
 # most on a WAM step's parameters); tests that compare runs compile both sides alike. The long
-# training run of test_wam_learns.py, where it would halve the speed, keeps XLA's defaults.
+# training run of test_wam_learns.py, where it would halve the speed, keeps XLA's defaults, and
+# the tokenizer-overfit test compiles its one long-running step with them (133 -> 29 s, both
+# measured on a busy machine).
 def xla_flags(devices: int, fast_compile: bool = True) -> str:
     """The suite's `XLA_FLAGS` for a process with `devices` simulated CPU devices (the tests
     that start processes give them these too)."""
@@ -30,6 +32,11 @@ def xla_flags(devices: int, fast_compile: bool = True) -> str:
 
 
 os.environ.setdefault("XLA_FLAGS", xla_flags(8))
+
+# Per-program compiler options that restore XLA's default backend optimization (level 3) for a
+# runtime-bound program in a test process that compiles with it off:
+# `jitted.lower(*args).compile(compiler_options=XLA_DEFAULT_OPTIMIZATION)`.
+XLA_DEFAULT_OPTIMIZATION = {"xla_backend_optimization_level": 3}
 
 # One XLA compilation cache per test run, shared by the xdist workers and the subprocesses the
 # tests start (they inherit the environment): many tests compile the same tiny programs through
@@ -67,6 +74,20 @@ def coinrun_dir(tmp_path_factory) -> str:
     out_dir = tmp_path_factory.mktemp("coinrun")
     build_coinrun(out_dir, **COINRUN_TEST_SETTINGS)
     return str(out_dir)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules marked `long_running(seconds=S)` run first, longest first; the rest keep their
+    order. The suite runs on 2 xdist workers, one module at a time each (`--dist loadfile
+    --no-loadscope-reorder`, pyproject.toml; xdist's own reorder puts the modules with the
+    fewest tests last): a long module handed out last would run on one worker while the
+    other sits idle at the end of the run."""
+
+    def seconds(item) -> float:
+        marker = item.get_closest_marker("long_running")
+        return marker.kwargs["seconds"] if marker else 0.0
+
+    items.sort(key=lambda item: -seconds(item))  # stable: ties keep the collection order
 
 
 @pytest.fixture(autouse=True, scope="module")

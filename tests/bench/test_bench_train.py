@@ -19,6 +19,8 @@ from genie_jax.train.sharding import rules_from_config
 from genie_jax.train.state import make_optimizer
 from wam_jax.cli import main as wam_main
 
+pytestmark = pytest.mark.long_running(seconds=50)  # see tests/conftest.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COINRUN = str(ROOT / "experiments/configs/coinrun.py")
 BABYAI = str(ROOT / "experiments/configs/babyai.py")

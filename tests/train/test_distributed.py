@@ -24,6 +24,8 @@ from tests.conftest import xla_flags
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
 from wam_jax import cli as wam_cli
 
+pytestmark = pytest.mark.long_running(seconds=60)  # see tests/conftest.py
+
 JAX_ENV = {
     "JAX_COORDINATOR_ADDRESS": "10.0.0.2:8476",
     "JAX_NUM_PROCESSES": "2",

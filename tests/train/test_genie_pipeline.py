@@ -17,6 +17,8 @@ from genie_jax.train.pretrained import PretrainedMismatchError
 from tests.conftest import xla_flags
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
 
+pytestmark = pytest.mark.long_running(seconds=150)  # see tests/conftest.py
+
 TINY_LAM = {
     "lam.model.patch_size": 16,
     "lam.model.max_frames": 8,

@@ -12,11 +12,14 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from genie_jax.train.checkpoint import step_dirs
 from genie_jax.train.checkpoint_info import checkpoint_info
 from genie_jax.train.loop import train
 from tests.train.conftest import CONFIG, TINY_TOKENIZER
+
+pytestmark = pytest.mark.long_running(seconds=60)  # see tests/conftest.py
 
 STEPS = 10
 # Evaluation only at the last step: every restart would compile and run it otherwise.

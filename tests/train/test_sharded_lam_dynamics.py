@@ -18,6 +18,8 @@ from genie_jax.train.state import freeze_groups
 from genie_jax.train.steps import lam_train_step
 from tests.sharded_run import max_abs_diff, run_steps
 
+pytestmark = pytest.mark.long_running(seconds=100)  # see tests/conftest.py
+
 FRAMES, SIZE = 4, 16
 TOKENIZER = TokenizerConfig(
     frame_size=SIZE,

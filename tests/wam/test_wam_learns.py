@@ -23,6 +23,8 @@ from tests.conftest import xla_flags
 from tests.wam.learns_worker import EVAL_EPISODES
 from wam_jax.closed_loop import STEP_BUDGETS, play_random, success_within
 
+pytestmark = pytest.mark.long_running(seconds=280)  # see tests/conftest.py
+
 WORKER = pathlib.Path(__file__).with_name("learns_worker.py")
 BUDGET = "16"  # steps; one of closed_loop.STEP_BUDGETS
 

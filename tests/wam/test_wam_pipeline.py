@@ -22,6 +22,8 @@ from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
 from wam_jax.task import target_patch_size, train_wam, wam_system_from_config, wam_task
 
+pytestmark = pytest.mark.long_running(seconds=150)  # see tests/conftest.py
+
 CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
 CLIP = 6
 TINY = {

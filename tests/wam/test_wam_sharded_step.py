@@ -13,6 +13,8 @@ from tests.sharded_run import max_abs_diff, run_steps
 from tests.wam.tiny import TOKENIZER, example_inputs, tiny_batch, tiny_system
 from wam_jax.steps import wam_train_step
 
+pytestmark = pytest.mark.long_running(seconds=45)  # see tests/conftest.py
+
 
 def _run(mesh_shape, batch, start=None):
     system = tiny_system(with_lam=True)
