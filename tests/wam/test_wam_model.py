@@ -330,6 +330,8 @@ def test_unknown_spatial_positions_are_refused():
         WAMConfig(spatial_positions="rope", dim=24, num_heads=4)
     with pytest.raises(ValueError, match="rotary_heads 5"):
         WAMConfig(spatial_positions="rope", num_heads=4, rotary_heads=5)
+    with pytest.raises(ValueError, match="needs spatial_positions 'rope'"):
+        WAMConfig(spatial_positions="grid", rotary_heads=2)
 
 
 @pytest.mark.parametrize("per_frame", [False, True])
