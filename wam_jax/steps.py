@@ -10,9 +10,12 @@ video) or shown (policy):
   latent   the same two for the LAM's latent actions (with a LAM), weighted like actions;
   target   (with the model's target head and a batch's `targets`) in every frame inside the
            episode where the mission's object is on the grid, -log of the softmax mass the
-           frame's token logits put on its target tokens, weighted by `target_loss_weight`.
-action_ce = slot_weight·actions + policy (slot_weight 0: behaviour cloning, which learns
-the policy alone).
+           frame's token logits put on its target tokens, weighted by `target_loss_weight`;
+  pseudo   (with `pseudo_label_weight` > 0) the policy head's a_t where a_t is unknown and the
+           model's own inverse-dynamics query names it confidently (`pseudo_labels.py`), on
+           the same whole-frame positions as `policy`, weighted by `pseudo_label_weight`.
+action_ce = slot_weight·actions + policy + pseudo_weight·pseudo (slot_weight 0: behaviour
+cloning, which learns the policy alone).
 The tokenizer and the LAM are frozen: their params enter under `stop_gradient` and their
 optimizer is `set_to_zero` (`genie_jax.train.state.freeze_groups`).
 """
@@ -24,6 +27,7 @@ import optax
 from genie_jax.train.state import TrainState
 from genie_jax.train.steps import Batch, Metrics, global_norm, video_to_unit
 from wam_jax.masking import sample_wam_masks
+from wam_jax.pseudo_labels import inverse_query_masks, pseudo_actions
 from wam_jax.system import shift_into_slots
 
 FROZEN = ("tokenizer", "lam")
@@ -86,6 +90,8 @@ def wam_losses(
     slot_loss_weight: float = 1.0,
     targets_BTN: jax.Array | None = None,
     target_loss_weight: float = 0.0,
+    pseudo_actions_BT: jax.Array | None = None,
+    pseudo_label_weight: float = 0.0,
 ) -> tuple[jax.Array, Metrics]:
     """(loss, metrics) of one batch; see the module docstring for what counts."""
     frames = actions_BT.shape[1]
@@ -96,6 +102,11 @@ def wam_losses(
     action = masked_ce(logits["actions"], real_BT, slots_hidden_BT & (real_BT >= 0) & inside_BT)
     policy = masked_ce(logits["next_actions"], actions_BT, shown_BT & (actions_BT >= 0))
     action_ce = slot_loss_weight * action["ce"] + policy["ce"]
+    pseudo = None
+    if pseudo_actions_BT is not None:
+        pseudo_known_BT = shown_BT & (pseudo_actions_BT >= 0) & (actions_BT < 0)
+        pseudo = masked_ce(logits["next_actions"], pseudo_actions_BT, pseudo_known_BT)
+        action_ce = action_ce + pseudo_label_weight * pseudo["ce"]
     loss = video_loss_weight * video["ce"] + action_loss_weight * action_ce
     metrics = {
         "video_ce": video["ce"],
@@ -107,6 +118,12 @@ def wam_losses(
         "labelled_slots": action["count"],
         "policy_examples": policy["count"],
     }
+    if pseudo is not None:
+        metrics.update(
+            pseudo_policy_ce=pseudo["ce"],
+            pseudo_policy_accuracy=pseudo["accuracy"],
+            pseudo_examples=pseudo["count"],
+        )
     if "targets" in logits:
         if targets_BTN is None:
             raise ValueError("the WAM has a target head but the batch has no `targets`")
@@ -157,8 +174,27 @@ def wam_train_step(
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
     target_loss_weight: float = 0.0,
+    pseudo_label_weight: float = 0.0,
+    pseudo_label_threshold: float = 0.9,
 ) -> tuple[TrainState, Metrics]:
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
+    pseudo_kwargs = {}
+    if pseudo_label_weight > 0:
+        # The model before this step names the unlabelled clips' actions (no gradient).
+        logits, _ = state.apply_fn(
+            {"params": state.params, **state.model_state},
+            words_BL,
+            video_BTHWC,
+            actions_BT,
+            length_B,
+            *inverse_query_masks(actions_BT, num_tokens),
+        )
+        pseudo_kwargs = {
+            "pseudo_actions_BT": pseudo_actions(
+                logits["actions"], actions_BT, length_B, threshold=pseudo_label_threshold
+            ),
+            "pseudo_label_weight": pseudo_label_weight,
+        }
     masks = sample_wam_masks(
         jax.random.fold_in(rng, state.step),
         length_B,
@@ -192,6 +228,7 @@ def wam_train_step(
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
             **_target_kwargs(batch, target_loss_weight),
+            **pseudo_kwargs,
         )
         return loss, (metrics, model_state)
 
@@ -218,6 +255,7 @@ def wam_eval_step(
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
     target_loss_weight: float = 0.0,
+    pseudo_label_threshold: float = 0.9,
 ) -> Metrics:
     """Losses under fixed masks, one per use of the model: policy (the last frame of each clip
     and its slot hidden; the policy head's a_t at every earlier frame), world model (the last
@@ -225,7 +263,11 @@ def wam_eval_step(
 
     `policy_other_instruction_*`: the policy query with each clip given the next clip's
     instruction (the batch rolled by one). A policy that follows its instruction loses
-    accuracy there; one that ignores it scores the same as with its own."""
+    accuracy there; one that ignores it scores the same as with its own.
+
+    `pseudo_label_share` / `pseudo_label_accuracy`: of the transitions inside the episodes,
+    the share the inverse query names with probability >= `pseudo_label_threshold` (what
+    pseudo-labelling would use), and how often those names are the real action."""
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     frames = actions_BT.shape[1]
     variables = {"params": state.params, **state.model_state}
@@ -273,4 +315,21 @@ def wam_eval_step(
             metrics.update(
                 inverse_action_accuracy=m["action_accuracy"], inverse_action_ce=m["action_ce"]
             )
+            metrics.update(
+                _pseudo_label_quality(logits, actions_BT, length_B, pseudo_label_threshold)
+            )
     return metrics
+
+
+def _pseudo_label_quality(logits, actions_BT, length_B, threshold: float) -> Metrics:
+    """Share of known transitions the inverse query names confidently, and their accuracy."""
+    unknown_BT = jnp.full_like(actions_BT, -1)
+    named_BT = pseudo_actions(logits["actions"], unknown_BT, length_B, threshold=threshold)
+    known_BT = actions_BT >= 0
+    confident_BT = (named_BT >= 0) & known_BT
+    count = jnp.sum(confident_BT)
+    right = jnp.sum(confident_BT & (named_BT == actions_BT))
+    return {
+        "pseudo_label_share": count / jnp.maximum(jnp.sum(known_BT), 1),
+        "pseudo_label_accuracy": right / jnp.maximum(count, 1),
+    }

@@ -97,6 +97,18 @@ def task_for_system(
         # in closed loop; frames after the policy mode's cut add nothing without a video loss.
         mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
     target_weight = section.get("target_loss_weight", 1.0) if system.wam_config.target_head else 0.0
+    pseudo_weight = section.get("pseudo_label_weight", 0.0)
+    pseudo_threshold = section.get("pseudo_label_threshold", 0.9)
+    if pseudo_weight < 0 or not 0.0 <= pseudo_threshold <= 1.0:
+        raise ConfigError(
+            f"config.wam.pseudo_label_weight={pseudo_weight} must be >= 0 and "
+            f"pseudo_label_threshold={pseudo_threshold} in [0, 1]"
+        )
+    if section.behaviour_cloning and pseudo_weight:
+        raise ConfigError(
+            "config.wam.pseudo_label_weight > 0 with behaviour_cloning: the baseline reads the "
+            "labelled episodes only, so it has no unlabelled clip to name"
+        )
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
     frames = config.clip_len
@@ -122,6 +134,8 @@ def task_for_system(
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
             target_loss_weight=target_weight,
+            pseudo_label_weight=pseudo_weight,
+            pseudo_label_threshold=pseudo_threshold,
         ),
         eval_step=functools.partial(
             wam_eval_step,
@@ -130,6 +144,7 @@ def task_for_system(
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
             target_loss_weight=target_weight,
+            pseudo_label_threshold=pseudo_threshold,
         ),
         section=section,
         frozen=("tokenizer", "lam") if system.lam_config is not None else ("tokenizer",),

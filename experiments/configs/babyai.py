@@ -130,6 +130,11 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # With `model.target_head`: the weight of the auxiliary loss that points at the cells of
         # the objects the mission names (labels from the simulator, see `steps.py`).
         target_loss_weight=1.0,
+        # > 0: the WAM's own inverse-dynamics query names the actions of unlabelled clips, and
+        # where its probability is at least the threshold the policy head learns them too, at
+        # this weight (`wam_jax/pseudo_labels.py`); one more forward pass a step. 0: off.
+        pseudo_label_weight=0.0,
+        pseudo_label_threshold=0.9,
         # True: the behaviour-cloning baseline: action loss only, policy queries only, the
         # labelled episodes only, same backbone.
         behaviour_cloning=False,

@@ -177,6 +177,14 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
     no_labels = {"wam.label_fraction": 0.0, "wam.behaviour_cloning": True}
     with pytest.raises(ConfigError, match="behaviour cloning needs labelled episodes"):
         wam_task(_config(data_dir, tokenizer_workdir="t", **no_labels), tmp_path / "bc")
+    bc_pseudo = {"wam.behaviour_cloning": True, "wam.pseudo_label_weight": 1.0}
+    with pytest.raises(ConfigError, match="pseudo_label_weight > 0 with behaviour_cloning"):
+        wam_task(_config(data_dir, tokenizer_workdir="t", **bc_pseudo), tmp_path / "bcp")
+    with pytest.raises(ConfigError, match="pseudo_label_threshold=1.5 in"):
+        wam_task(
+            _config(data_dir, tokenizer_workdir="t", **{"wam.pseudo_label_threshold": 1.5}),
+            tmp_path / "p",
+        )
 
 
 def test_label_fractions_are_nested_and_exact():
