@@ -4,7 +4,7 @@
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
-           [--action-source policy|imagination]
+           [--action-source policy|imagination] [--max-steps K]
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
@@ -73,6 +73,7 @@ def _eval(args: argparse.Namespace) -> None:
         level=args.level,
         action_temperature=args.action_temperature,
         action_source=args.action_source,
+        max_steps=args.max_steps,
     )
     print(f"eval outputs: {metrics['meta']['outputs']}")
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
@@ -187,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="policy",
         help="policy: the policy head (default); imagination: imagine the next frame with the "
         "action unknown, then the action head's action between the two frames",
+    )
+    evaluate.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="end an episode not won after this many actions, as a loss (default: the "
+        "level's own limit); for the WAM and the random policies alike",
     )
     bench = commands.add_parser(
         "bench", help="the WAM's sharded train step: time, memory, MFU (last line: JSON)"

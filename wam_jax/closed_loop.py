@@ -72,19 +72,36 @@ def success_within(episodes: list["_Episode"]) -> dict[str, float]:
     }
 
 
+def _cut(episodes: list["_Episode"], max_steps: int | None) -> None:
+    """Ends every unfinished episode that has taken `max_steps` actions, as a loss."""
+    if max_steps is None:
+        return
+    for ep in episodes:
+        if not ep.done and len(ep.actions) >= max_steps:
+            ep.done = True
+
+
 def play_random(
-    level: str, seeds: list[int], frame_size: int, seed: int = 0, repeats: int = 5
+    level: str,
+    seeds: list[int],
+    frame_size: int,
+    seed: int = 0,
+    repeats: int = 5,
+    max_steps: int | None = None,
 ) -> dict:
     """Uniformly random actions on `seeds`, `repeats` times with different draws: random play
     already solves a good share of GoToLocal in the env's step limit, and one draw of 50
-    episodes swings by about 10 points, so the mean over draws is the reference."""
+    episodes swings by about 10 points, so the mean over draws is the reference. `max_steps`
+    cuts every episode as `play_wam` does."""
     rates, lengths, within = [], [], []
     for r in range(repeats):
-        rng = np.random.default_rng([seed, r])
         episodes = [_Episode(level, s, frame_size, render=False) for s in seeds]
-        for ep in episodes:
+        for env_seed, ep in zip(seeds, episodes):
+            # A draw per episode: cutting one episode short leaves the others' actions alone.
+            rng = np.random.default_rng([seed, r, env_seed])
             while not ep.done:
                 ep.step(rng.integers(NUM_ACTIONS))
+                _cut([ep], max_steps)
             ep.env.close()
         rates.append(float(np.mean([ep.success for ep in episodes])))
         lengths.append(float(np.mean([len(ep.actions) for ep in episodes])))
@@ -98,9 +115,19 @@ def play_random(
 
 
 def play_wam(
-    agent: WAMAgent, level: str, seeds: list[int], *, imagine: bool = True, seed: int = 0
+    agent: WAMAgent,
+    level: str,
+    seeds: list[int],
+    *,
+    imagine: bool = True,
+    seed: int = 0,
+    max_steps: int | None = None,
 ) -> tuple[dict, list]:
-    """Closed-loop episodes on `seeds`; returns (metrics, episodes) (episodes for the GIF)."""
+    """Closed-loop episodes on `seeds`; returns (metrics, episodes) (episodes for the GIF).
+
+    `max_steps`: an episode not won after that many actions ends as a loss (None: the level's
+    own limit), so `success_within` for budgets up to it is unchanged and costs less to
+    measure."""
     size = agent.config.frame_size
     episodes = [_Episode(level, s, size) for s in seeds]
     words = agent.encode_missions([ep.mission for ep in episodes])
@@ -129,6 +156,7 @@ def play_wam(
                 psnr_sums[step] += _psnr(ep.frames[-1] / 255.0, imagined)
                 psnr_counts[step] += 1
         step += 1
+        _cut(episodes, max_steps)
     for ep in episodes:
         ep.env.close()
     metrics = {

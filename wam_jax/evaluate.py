@@ -1,6 +1,7 @@
 """`wam eval`: the WAM of a workdir as a closed-loop BabyAI policy on held-out seeds.
 
-Writes `W/eval/step_<N>/metrics.json` (`step_<N>_t<T>` with sampled actions), a copy at
+Writes `W/eval/step_<N>/metrics.json` (`step_<N>_t<T>` with sampled actions, `_imagination`
+with the imagination policy, `_max<K>` with episodes cut at K actions), a copy at
 `W/eval/metrics.json` (the newest evaluation), and
 `episode.gif` (real frames on the left, the frames the model imagined one step ahead on the
 right; the first episode). Seeds default to the first `episodes` test seeds of the run's
@@ -42,7 +43,12 @@ def evaluate_wam(
     level: str | None = None,
     action_temperature: float = 0.0,
     action_source: str = "policy",
+    max_steps: int | None = None,
 ) -> dict:
+    """Plays the workdir's WAM (and random policies) on the seeds; `max_steps` cuts every
+    episode there as a loss (see `play_wam`), for the WAM and the random policies alike."""
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be a positive number of actions, got {max_steps}")
     workdir = pathlib.Path(workdir)
     agent = load_agent(
         workdir, step=step, action_temperature=action_temperature, action_source=action_source
@@ -53,14 +59,16 @@ def evaluate_wam(
         seed_list = _test_seeds(config, episodes)
     else:
         seed_list = list(range(seeds[0], seeds[1]))[:episodes]
-    metrics, played = play_wam(agent, level, seed_list, imagine=imagine)
-    metrics["random_policy"] = play_random(level, seed_list, config.frame_size)
+    metrics, played = play_wam(agent, level, seed_list, imagine=imagine, max_steps=max_steps)
+    metrics["random_policy"] = play_random(level, seed_list, config.frame_size, max_steps=max_steps)
     loaded_step = agent.step
     # Sampled-action and imagination-policy evaluations get their own directories next to
     # the argmax policy-head one.
     suffix = f"_t{agent.action_temperature:g}" if agent.action_temperature > 0 else ""
     if agent.action_source != "policy":
         suffix += f"_{agent.action_source}"
+    if max_steps is not None:
+        suffix += f"_max{max_steps}"
     out_dir = workdir / "eval" / f"step_{loaded_step}{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [str(out_dir / "metrics.json")]
@@ -81,6 +89,7 @@ def evaluate_wam(
         },
         "action_temperature": agent.action_temperature,
         "action_source": agent.action_source,
+        "max_steps": max_steps,
         "outputs": outputs,
     }
     text = json.dumps(metrics, indent=2) + "\n"

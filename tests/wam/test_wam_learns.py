@@ -58,6 +58,7 @@ def test_trained_wam_beats_random_play_in_closed_loop(trained):
         trained["random_policy"],
     )
     assert trained["episodes"] == EVAL_EPISODES
+    assert trained["meta"]["max_steps"] == int(BUDGET)
 
 
 def test_success_within_counts_wins_up_to_each_budget():
@@ -76,3 +77,7 @@ def test_random_play_reports_the_same_budgets():
     within = result["success_within"]
     assert set(within) == {str(b) for b in STEP_BUDGETS}
     assert within["8"] <= within["16"] <= within["32"] <= result["success_rate"]
+    # Cut at 8 actions: the same wins within 8, and nothing later.
+    cut = play_random("BabyAI-GoToLocal-v0", list(range(100_000, 100_010)), 64, 0, 2, max_steps=8)
+    assert cut["success_within"]["8"] == within["8"] == cut["success_rate"]
+    assert cut["success_within"]["32"] == within["8"] and cut["mean_episode_length"] <= 8
