@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import xla_flags
 from tests.wam.learns_worker import EVAL_EPISODES
 from wam_jax.closed_loop import STEP_BUDGETS, play_random, success_within
+from wam_jax.evaluate import evaluate_wam
 
 pytestmark = pytest.mark.long_running(seconds=280)  # see tests/conftest.py
 
@@ -81,3 +82,8 @@ def test_random_play_reports_the_same_budgets():
     cut = play_random("BabyAI-GoToLocal-v0", list(range(100_000, 100_010)), 64, 0, 2, max_steps=8)
     assert cut["success_within"]["8"] == within["8"] == cut["success_rate"]
     assert cut["success_within"]["32"] == within["8"] and cut["mean_episode_length"] <= 8
+
+
+def test_eval_refuses_a_step_limit_below_one():
+    with pytest.raises(ValueError, match="max_steps must be a positive number of actions, got 0"):
+        evaluate_wam("no-such-run", episodes=1, max_steps=0)
