@@ -13,11 +13,12 @@ from tests.wam.tiny import (
     TOKENIZER,
     system_inputs,
     tiny_batch,
+    tiny_losses,
     tiny_params,
     tiny_system,
 )
 from wam_jax.pseudo_labels import inverse_query_masks, pseudo_actions
-from wam_jax.steps import wam_losses, wam_train_step
+from wam_jax.steps import wam_train_step
 from wam_jax.system import NO_LABEL
 
 N = TOKENIZER.num_tokens
@@ -53,12 +54,10 @@ def test_pseudo_policy_loss_counts_unknown_shown_frames_and_trains_the_policy_he
     pseudo_BT = jnp.asarray(np.tile(np.arange(FRAMES) % ACTIONS, (2, 1)), jnp.int32)
 
     def losses(p, weight, video_weight=1.0):
-        logits, aux = system.apply({"params": p}, *inputs)
-        return wam_losses(
-            logits,
-            aux,
-            jnp.asarray(batch["actions"]),
-            jnp.asarray(batch["length"]),
+        return tiny_losses(
+            system,
+            p,
+            batch,
             video_hidden,
             slots_hidden,
             action_loss_weight=1.0,

@@ -15,6 +15,7 @@ from tests.wam.tiny import (
     WORDS,
     system_inputs,
     tiny_batch,
+    tiny_losses,
     tiny_params,
     tiny_system,
     tiny_wam_config,
@@ -22,7 +23,7 @@ from tests.wam.tiny import (
 from wam_jax.config import WAMConfig
 from wam_jax.masking import MODE_IDS, sample_wam_masks
 from wam_jax.model import WorldActionModel
-from wam_jax.steps import shown_so_far, wam_eval_step, wam_losses
+from wam_jax.steps import shown_so_far, wam_eval_step
 from wam_jax.system import NO_LABEL, shift_into_slots
 
 N, V = 4, 16
@@ -159,28 +160,13 @@ def test_masks_per_mode():
     assert (whole_prefix >= 1).all() and (whole_prefix >= 2).mean() > 0.3
 
 
-def _losses(system, params, batch, video_hidden, slots_hidden, **weights):
-    logits, aux = system.apply(
-        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
-    )
-    return wam_losses(
-        logits,
-        aux,
-        jnp.asarray(batch["actions"]),
-        jnp.asarray(batch["length"]),
-        video_hidden,
-        slots_hidden,
-        **weights,
-    )
-
-
 def test_action_loss_counts_only_hidden_known_actions():
     system = tiny_system()
     batch = tiny_batch()
     params = tiny_params(system, batch)
     video_hidden = jnp.zeros((2, FRAMES, N), bool).at[:, 1:].set(True)
     slots_hidden = jnp.zeros((2, FRAMES), bool).at[:, 1:3].set(True)  # a_0, a_1 hidden
-    _, base = _losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+    _, base = tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
     assert base["labelled_slots"] == 4
     # Another action where the slot is visible: the action loss's targets do not change
     # (its input does, so compare with the targets re-scored by hand instead).
@@ -194,7 +180,9 @@ def test_action_loss_counts_only_hidden_known_actions():
     unknown = dict(
         batch, actions=np.where(np.arange(FRAMES) == 0, NO_LABEL, batch["actions"]).astype(np.int32)
     )
-    _, fewer = _losses(system, params, unknown, video_hidden, slots_hidden, action_loss_weight=1.0)
+    _, fewer = tiny_losses(
+        system, params, unknown, video_hidden, slots_hidden, action_loss_weight=1.0
+    )
     assert fewer["labelled_slots"] == 2  # a_0 unknown in both clips: not counted
 
 
@@ -209,7 +197,7 @@ def test_policy_loss_counts_known_actions_after_whole_frames():
     logits, aux = system.apply(
         {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
     )
-    _, m = _losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+    _, m = tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
     counted = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert m["policy_examples"] == len(counted)
     logp = jax.nn.log_softmax(logits["next_actions"])
@@ -217,7 +205,7 @@ def test_policy_loss_counts_known_actions_after_whole_frames():
     np.testing.assert_allclose(m["policy_ce"], by_hand, rtol=1e-5)
     # Behaviour cloning (slot weight 0) trains the policy head alone.
     bc = jax.grad(
-        lambda p: _losses(
+        lambda p: tiny_losses(
             system,
             p,
             batch,
@@ -242,7 +230,7 @@ def test_unlabelled_clips_train_only_the_video_part():
 
     def grads(action_loss_weight):
         def loss(p):
-            return _losses(
+            return tiny_losses(
                 system, p, batch, video_hidden, slots_hidden, action_loss_weight=action_loss_weight
             )[0]
 
@@ -258,7 +246,9 @@ def test_unlabelled_clips_train_only_the_video_part():
     labelled = tiny_batch()
 
     def labelled_loss(p):
-        return _losses(system, p, labelled, video_hidden, slots_hidden, action_loss_weight=1.0)[0]
+        return tiny_losses(system, p, labelled, video_hidden, slots_hidden, action_loss_weight=1.0)[
+            0
+        ]
 
     assert np.abs(jax.grad(labelled_loss)(params)["wam"]["action_head"]["kernel"]).max() > 0
 
@@ -425,7 +415,7 @@ def test_target_loss_points_at_the_named_cells():
     slots_hidden = jnp.zeros((2, FRAMES), bool)
 
     def losses(p, weight):
-        return _losses(
+        return tiny_losses(
             system,
             p,
             batch,
@@ -454,7 +444,7 @@ def test_target_loss_points_at_the_named_cells():
     assert not np.any(grads0["wam"]["target_head"]["kernel"])
 
     with pytest.raises(ValueError, match="no `targets`"):
-        _losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+        tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
     plain = tiny_system()
     plain_logits, _ = plain.apply(
         {"params": tiny_params(plain, batch)}, *system_inputs(batch, video_hidden, slots_hidden)

@@ -9,6 +9,7 @@ from genie_jax.lam import LAMConfig
 from genie_jax.tokenizer import TokenizerConfig
 from tests.dynamics.tiny import random_params
 from wam_jax.config import WAMConfig
+from wam_jax.steps import wam_losses
 from wam_jax.system import NO_LABEL, WAMSystem
 
 FRAMES, WORDS, ACTIONS, VOCAB_WORDS = 5, 3, 7, 11
@@ -86,4 +87,20 @@ def example_inputs() -> tuple[jnp.ndarray, ...]:
         jnp.ones((1,), jnp.int32),
         jnp.zeros((1, FRAMES, TOKENIZER.num_tokens), bool),
         jnp.zeros((1, FRAMES), bool),
+    )
+
+
+def tiny_losses(system: WAMSystem, params, batch, video_hidden, slots_hidden, **weights):
+    """`wam_losses` (loss, metrics) of `system` on `batch` under the given masks."""
+    logits, aux = system.apply(
+        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
+    )
+    return wam_losses(
+        logits,
+        aux,
+        jnp.asarray(batch["actions"]),
+        jnp.asarray(batch["length"]),
+        video_hidden,
+        slots_hidden,
+        **weights,
     )
