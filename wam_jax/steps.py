@@ -28,7 +28,7 @@ from genie_jax.train.state import TrainState
 from genie_jax.train.steps import Batch, Metrics, global_norm, video_to_unit
 from wam_jax.masking import sample_wam_masks
 from wam_jax.pseudo_labels import inverse_query_masks, pseudo_actions
-from wam_jax.system import shift_into_slots
+from wam_jax.system import NO_LABEL, shift_into_slots
 
 FROZEN = ("tokenizer", "lam")
 
@@ -271,14 +271,13 @@ def wam_eval_step(
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
     frames = actions_BT.shape[1]
     variables = {"params": state.params, **state.model_state}
-    after_first_BT = jnp.broadcast_to(jnp.arange(frames) >= 1, actions_BT.shape)
     policy_video, policy_slots = policy_masks(length_B, frames, num_tokens)
     other_words_BL = jnp.roll(words_BL, 1, axis=0)
     uses = {
         "policy": (words_BL, policy_video, policy_slots),
         "policy_other_instruction": (other_words_BL, policy_video, policy_slots),
         "world": (words_BL, policy_video, jnp.zeros_like(policy_slots)),
-        "inverse": (words_BL, jnp.zeros_like(policy_video), after_first_BT),
+        "inverse": (words_BL, *inverse_query_masks(actions_BT, num_tokens)),
     }
     metrics = {}
     for name, (words, video_hidden, slots_hidden) in uses.items():
@@ -323,7 +322,7 @@ def wam_eval_step(
 
 def _pseudo_label_quality(logits, actions_BT, length_B, threshold: float) -> Metrics:
     """Share of known transitions the inverse query names confidently, and their accuracy."""
-    unknown_BT = jnp.full_like(actions_BT, -1)
+    unknown_BT = jnp.full_like(actions_BT, NO_LABEL)
     named_BT = pseudo_actions(logits["actions"], unknown_BT, length_B, threshold=threshold)
     known_BT = actions_BT >= 0
     confident_BT = (named_BT >= 0) & known_BT

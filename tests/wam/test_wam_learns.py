@@ -20,14 +20,14 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import xla_flags
-from tests.wam.learns_worker import EVAL_EPISODES
+from tests.wam.learns_worker import EVAL_EPISODES, EVAL_MAX_STEPS
 from wam_jax.closed_loop import STEP_BUDGETS, play_random, success_within
 from wam_jax.evaluate import evaluate_wam
 
 pytestmark = pytest.mark.long_running(seconds=280)  # see tests/conftest.py
 
 WORKER = pathlib.Path(__file__).with_name("learns_worker.py")
-BUDGET = "16"  # steps; one of closed_loop.STEP_BUDGETS
+BUDGET = str(EVAL_MAX_STEPS)  # steps; one of closed_loop.STEP_BUDGETS, where the worker cuts
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_trained_wam_beats_random_play_in_closed_loop(trained):
         trained["random_policy"],
     )
     assert trained["episodes"] == EVAL_EPISODES
-    assert trained["meta"]["max_steps"] == int(BUDGET)
+    assert trained["meta"]["max_steps"] == EVAL_MAX_STEPS
 
 
 def test_success_within_counts_wins_up_to_each_budget():
