@@ -14,8 +14,9 @@ video) or shown (policy):
   pseudo   (with `pseudo_label_weight` > 0) the policy head's a_t where a_t is unknown and the
            model's own inverse-dynamics query names it confidently (`pseudo_labels.py`), on
            the same whole-frame positions as `policy`, weighted by `pseudo_label_weight`.
-action_ce = slot_weight·actions + policy + pseudo_weight·pseudo (slot_weight 0: behaviour
-cloning, which learns the policy alone).
+action_ce = slot_weight·actions + policy_weight·policy + pseudo_weight·pseudo (slot_weight 0:
+behaviour cloning, which learns the policy alone; policy_weight, 1 by default, scales the
+policy term, and the latent policy term alike, against the slots').
 The tokenizer and the LAM are frozen: their params enter under `stop_gradient` and their
 optimizer is `set_to_zero` (`genie_jax.train.state.freeze_groups`).
 """
@@ -88,6 +89,7 @@ def wam_losses(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
+    policy_loss_weight: float = 1.0,
     targets_BTN: jax.Array | None = None,
     target_loss_weight: float = 0.0,
     pseudo_actions_BT: jax.Array | None = None,
@@ -101,7 +103,7 @@ def wam_losses(
     real_BT = shift_into_slots(actions_BT)
     action = masked_ce(logits["actions"], real_BT, slots_hidden_BT & (real_BT >= 0) & inside_BT)
     policy = masked_ce(logits["next_actions"], actions_BT, shown_BT & (actions_BT >= 0))
-    action_ce = slot_loss_weight * action["ce"] + policy["ce"]
+    action_ce = slot_loss_weight * action["ce"] + policy_loss_weight * policy["ce"]
     pseudo = None
     if pseudo_actions_BT is not None:
         pseudo_known_BT = shown_BT & (pseudo_actions_BT >= 0) & (actions_BT < 0)
@@ -142,7 +144,7 @@ def wam_losses(
         latent_policy = masked_ce(
             logits["next_latent_actions"], latent_BT, shown_BT & (latent_BT >= 0) & before_last_BT
         )
-        latent_ce = slot_loss_weight * latent["ce"] + latent_policy["ce"]
+        latent_ce = slot_loss_weight * latent["ce"] + policy_loss_weight * latent_policy["ce"]
         loss = loss + action_loss_weight * latent_ce
         metrics.update(
             latent_ce=latent["ce"],
@@ -173,6 +175,7 @@ def wam_train_step(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
+    policy_loss_weight: float = 1.0,
     target_loss_weight: float = 0.0,
     pseudo_label_weight: float = 0.0,
     pseudo_label_threshold: float = 0.9,
@@ -227,6 +230,7 @@ def wam_train_step(
             action_loss_weight=action_loss_weight,
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
+            policy_loss_weight=policy_loss_weight,
             **_target_kwargs(batch, target_loss_weight),
             **pseudo_kwargs,
         )
@@ -254,6 +258,7 @@ def wam_eval_step(
     action_loss_weight: float,
     video_loss_weight: float = 1.0,
     slot_loss_weight: float = 1.0,
+    policy_loss_weight: float = 1.0,
     target_loss_weight: float = 0.0,
     pseudo_label_threshold: float = 0.9,
 ) -> Metrics:
@@ -294,6 +299,7 @@ def wam_eval_step(
             action_loss_weight=action_loss_weight,
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
+            policy_loss_weight=policy_loss_weight,
             **_target_kwargs(batch, target_loss_weight),
         )
         if name == "policy":

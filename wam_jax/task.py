@@ -30,11 +30,22 @@ STAGES = ("joint", "pretrain", "align")
 VOCAB_FILE = "vocab.json"
 
 
-def load_or_build_vocab(workdir: epath.Path, train_source) -> Vocabulary:
-    """The run's saved vocabulary, or a new one from every training mission."""
+def load_or_build_vocab(
+    workdir: epath.Path, train_source, init_workdir: str | os.PathLike = ""
+) -> Vocabulary:
+    """The run's saved vocabulary; on a fresh start from another WAM run (`init_workdir`), that
+    run's (its word embeddings are indexed by it); else a new one from every training mission."""
     path = workdir / VOCAB_FILE
     if path.exists():
         return Vocabulary.load(path)
+    if init_workdir:
+        init_path = workdir_path(init_workdir) / VOCAB_FILE
+        if not init_path.exists():
+            raise ConfigError(
+                f"config.wam.init_workdir={init_workdir} holds no {VOCAB_FILE}: it must be a "
+                "`wam train` run"
+            )
+        return Vocabulary.load(init_path)
     return vocab_from_split(train_source)
 
 
@@ -97,6 +108,9 @@ def task_for_system(
         # in closed loop; frames after the policy mode's cut add nothing without a video loss.
         mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
     target_weight = section.get("target_loss_weight", 1.0) if system.wam_config.target_head else 0.0
+    policy_weight = section.get("policy_loss_weight", 1.0)
+    if policy_weight < 0:
+        raise ConfigError(f"config.wam.policy_loss_weight={policy_weight} must be >= 0")
     pseudo_weight = section.get("pseudo_label_weight", 0.0)
     pseudo_threshold = section.get("pseudo_label_threshold", 0.9)
     if pseudo_weight < 0 or not 0.0 <= pseudo_threshold <= 1.0:
@@ -109,6 +123,8 @@ def task_for_system(
             "config.wam.pseudo_label_weight > 0 with behaviour_cloning: the baseline reads the "
             "labelled episodes only, so it has no unlabelled clip to name"
         )
+    if section.get("label_fraction", 0.0) >= 1.0 and section.stage != "pretrain":
+        pseudo_weight = 0.0  # every action is known: the extra inverse pass could name none
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
     frames = config.clip_len
@@ -133,6 +149,7 @@ def task_for_system(
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
+            policy_loss_weight=policy_weight,
             target_loss_weight=target_weight,
             pseudo_label_weight=pseudo_weight,
             pseudo_label_threshold=pseudo_threshold,
@@ -143,6 +160,7 @@ def task_for_system(
             action_loss_weight=section.action_loss_weight,
             video_loss_weight=video_weight,
             slot_loss_weight=slot_weight,
+            policy_loss_weight=policy_weight,
             target_loss_weight=target_weight,
             pseudo_label_threshold=pseudo_threshold,
         ),
@@ -217,15 +235,22 @@ def wam_task(
         )
     if section.stage == "align" and not section.init_workdir:
         raise ConfigError("config.wam.stage=align needs config.wam.init_workdir (a pretrain run)")
+    if section.stage == "pretrain" and section.init_workdir:
+        raise ConfigError(
+            "config.wam.init_workdir with stage=pretrain: pretraining starts from scratch "
+            "(init_workdir is for the joint and align stages)"
+        )
     train_source = open_config_split(config, "train")
-    vocab = load_or_build_vocab(workdir_path(workdir), train_source)
+    vocab = load_or_build_vocab(workdir_path(workdir), train_source, section.init_workdir)
     system = wam_system_from_config(config, len(vocab))
     max_words = system.wam_config.max_words
     patch_size = target_patch_size(config, system, train_source)
     pretrained: dict = {"tokenizer": config.tokenizer_workdir}
     if config.lam_workdir:
         pretrained["lam"] = config.lam_workdir
-    if section.stage == "align":
+    if section.init_workdir:
+        # Align: from a pretrain run. Joint or BC: from any WAM run of the same backbone (e.g.
+        # the joint WAM started from the BC baseline's weights).
         pretrained["wam"] = (section.init_workdir, "wam")
     task = task_for_system(
         config,

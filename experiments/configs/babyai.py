@@ -126,6 +126,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # each epoch (0: sample the split as it is); the BC baseline sees labelled ones only.
         labelled_share=0.5,
         action_loss_weight=1.0,  # λ in video_ce + λ·action_ce
+        # Inside action_ce: the policy head's term (next action from the observed past)
+        # against the action slots' (inverse dynamics), `wam_jax/steps.py`.
+        policy_loss_weight=1.0,
         video_loss_weight=1.0,
         # With `model.target_head`: the weight of the auxiliary loss that points at the cells of
         # the objects the mission names (labels from the simulator, see `steps.py`).
@@ -142,6 +145,8 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # every real label and learns from the LAM's latent actions (needs lam_workdir);
         # "align" starts from a pretrain run (init_workdir) and learns the real actions.
         stage="joint",
+        # A WAM run whose `wam` weights (and vocabulary) a fresh joint, BC or align run starts
+        # from, e.g. the joint WAM from the BC baseline's weights; only params carry over.
         init_workdir="",
     )
     config.tokenizer_workdir = ""

@@ -187,6 +187,46 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
         )
 
 
+def test_joint_and_bc_runs_can_start_from_another_wam_run(data_dir, tmp_path):
+    """`wam.init_workdir` outside the align stage: the new run's `wam` weights and vocabulary
+    come from that run (the loading itself is the align test's); pretraining refuses it."""
+    init = tmp_path / "init"
+    init.mkdir()
+    Vocabulary(["go", "to", "the", "dragon"]).save(init / "vocab.json")  # not this data's
+    for extra in ({}, {"wam.behaviour_cloning": True}):
+        config = _config(
+            data_dir, tokenizer_workdir="t", **{"wam.init_workdir": str(init)}, **extra
+        )
+        task, vocab = wam_task(config, tmp_path / "w")
+        assert task.pretrained["wam"] == (str(init), "wam")
+        assert vocab.words == ["dragon", "go", "the", "to"]
+    plain, vocab = wam_task(_config(data_dir, tokenizer_workdir="t"), tmp_path / "plain")
+    assert "wam" not in plain.pretrained and "dragon" not in vocab.words
+    no_run = {"wam.init_workdir": str(tmp_path / "nothing")}
+    with pytest.raises(ConfigError, match="holds no vocab.json"):
+        wam_task(_config(data_dir, tokenizer_workdir="t", **no_run), tmp_path / "x")
+    pretrain = {"wam.stage": "pretrain", "wam.init_workdir": str(init)}
+    with pytest.raises(ConfigError, match="init_workdir with stage=pretrain"):
+        wam_task(_config(data_dir, tokenizer_workdir="t", lam_workdir="l", **pretrain), tmp_path)
+
+
+def test_pseudo_label_pass_is_skipped_where_every_label_is_known(data_dir, tmp_path):
+    pseudo = {"wam.pseudo_label_weight": 1.0}
+    weights = {
+        fraction: wam_task(
+            _config(data_dir, tokenizer_workdir="t", **pseudo, **{"wam.label_fraction": fraction}),
+            tmp_path / str(fraction),
+        )[0].train_step.keywords["pseudo_label_weight"]
+        for fraction in (0.1, 1.0)
+    }
+    assert weights == {0.1: 1.0, 1.0: 0.0}
+    with pytest.raises(ConfigError, match="policy_loss_weight=-1"):
+        wam_task(
+            _config(data_dir, tokenizer_workdir="t", **{"wam.policy_loss_weight": -1.0}),
+            tmp_path / "neg",
+        )
+
+
 def test_label_fractions_are_nested_and_exact():
     ten = labelled_episodes(800, 0.1, seed=0)
     one = labelled_episodes(800, 0.01, seed=0)
