@@ -11,7 +11,7 @@ from tests.wam.tiny import (
     ACTIONS,
     FRAMES,
     TOKENIZER,
-    system_inputs,
+    tiny_apply,
     tiny_batch,
     tiny_losses,
     tiny_params,
@@ -50,7 +50,6 @@ def test_pseudo_policy_loss_counts_unknown_shown_frames_and_trains_the_policy_he
     params = tiny_params(system, batch)
     video_hidden = jnp.zeros((2, FRAMES, N), bool).at[0, 3, 1].set(True)
     slots_hidden = jnp.zeros((2, FRAMES), bool)
-    inputs = system_inputs(batch, video_hidden, slots_hidden)
     pseudo_BT = jnp.asarray(np.tile(np.arange(FRAMES) % ACTIONS, (2, 1)), jnp.int32)
 
     def losses(p, weight, video_weight=1.0):
@@ -70,7 +69,7 @@ def test_pseudo_policy_loss_counts_unknown_shown_frames_and_trains_the_policy_he
     # Clip 0: frames 0..2 whole (frame 3 has a hidden token); clip 1 (length 3): all frames.
     counted = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4)]
     assert m["pseudo_examples"] == len(counted) and m["policy_examples"] == 0
-    logits, _ = system.apply({"params": params}, *inputs)
+    logits, _ = tiny_apply(system, params, batch, video_hidden, slots_hidden)
     logp = jax.nn.log_softmax(logits["next_actions"])
     by_hand = -np.mean([logp[b, t, int(pseudo_BT[b, t])] for b, t in counted])
     np.testing.assert_allclose(m["pseudo_policy_ce"], by_hand, rtol=1e-5)
@@ -127,9 +126,8 @@ def test_train_step_pseudo_labels_unlabelled_clips_from_its_inverse_query():
     )
     # The names are the inverse query's argmax under the parameters before the step.
     system = tiny_system()
-    logits, _ = system.apply(
-        {"params": before},
-        *system_inputs(batch, *inverse_query_masks(jnp.asarray(batch["actions"]), N)),
+    logits, _ = tiny_apply(
+        system, before, batch, *inverse_query_masks(jnp.asarray(batch["actions"]), N)
     )
     named = pseudo_actions(
         logits["actions"],

@@ -13,7 +13,7 @@ from tests.wam.tiny import (
     FRAMES,
     TOKENIZER,
     WORDS,
-    system_inputs,
+    tiny_apply,
     tiny_batch,
     tiny_losses,
     tiny_params,
@@ -111,7 +111,7 @@ def test_slots_hold_the_action_leading_into_the_frame():
     params = tiny_params(system, batch)
     hidden = jnp.zeros((2, FRAMES, N), bool)
     slots_hidden = jnp.zeros((2, FRAMES), bool).at[0, 2].set(True)
-    _, aux = system.apply({"params": params}, *system_inputs(batch, hidden, slots_hidden))
+    _, aux = tiny_apply(system, params, batch, hidden, slots_hidden)
     slots = np.asarray(aux["slots"])
     mask_id, none_id = ACTIONS + 4, ACTIONS + 5
     assert (slots[:, 0] == none_id).all()
@@ -122,7 +122,7 @@ def test_slots_hold_the_action_leading_into_the_frame():
     assert (slots[1, length:] == none_id).all()
     # Unlabelled: the LAM's latent action stands in, offset past the real ids.
     unlabelled = tiny_batch(labelled=False)
-    _, aux = system.apply({"params": params}, *system_inputs(unlabelled, hidden, hidden[..., 0]))
+    _, aux = tiny_apply(system, params, unlabelled, hidden, hidden[..., 0])
     latent = np.asarray(aux["latent_actions"])
     np.testing.assert_array_equal(np.asarray(aux["slots"])[0, 1:], ACTIONS + latent[0, :-1])
 
@@ -170,9 +170,7 @@ def test_action_loss_counts_only_hidden_known_actions():
     assert base["labelled_slots"] == 4
     # Another action where the slot is visible: the action loss's targets do not change
     # (its input does, so compare with the targets re-scored by hand instead).
-    logits, aux = system.apply(
-        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
-    )
+    logits, aux = tiny_apply(system, params, batch, video_hidden, slots_hidden)
     targets = np.asarray(shift_into_slots(jnp.asarray(batch["actions"])))
     logp = jax.nn.log_softmax(logits["actions"])
     by_hand = -np.mean([logp[b, t, targets[b, t]] for b in range(2) for t in (1, 2)])
@@ -194,9 +192,7 @@ def test_policy_loss_counts_known_actions_after_whole_frames():
     slots_hidden = jnp.zeros((2, FRAMES), bool)
     # Clip 0: one token of frame 3 hidden -> a_0, a_1, a_2 count; clip 1 (length 3): a_0, a_1.
     video_hidden = jnp.zeros((2, FRAMES, N), bool).at[0, 3, 1].set(True)
-    logits, aux = system.apply(
-        {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
-    )
+    logits, aux = tiny_apply(system, params, batch, video_hidden, slots_hidden)
     _, m = tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
     counted = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert m["policy_examples"] == len(counted)
@@ -219,6 +215,45 @@ def test_policy_loss_counts_known_actions_after_whole_frames():
     assert not np.any(bc["wam"]["action_head"]["kernel"])
     assert not np.any(bc["wam"]["video_head"]["kernel"])
     assert np.abs(bc["wam"]["policy_head"]["kernel"]).max() > 0
+
+
+def test_policy_loss_weight_scales_the_policy_term_alone():
+    system = tiny_system()
+    batch = tiny_batch()
+    params = tiny_params(system, batch)
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[:, 3:].set(True)
+    slots_hidden = jnp.zeros((2, FRAMES), bool).at[:, 2:].set(True)
+
+    def losses(weight):
+        return tiny_losses(
+            system,
+            params,
+            batch,
+            video_hidden,
+            slots_hidden,
+            action_loss_weight=0.5,
+            slot_loss_weight=2.0,
+            policy_loss_weight=weight,
+        )
+
+    loss, m = losses(3.0)
+    assert m["policy_examples"] > 0 and m["labelled_slots"] > 0
+    expected = m["video_ce"] + 0.5 * (2.0 * m["action_ce"] + 3.0 * m["policy_ce"])
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    # Weight 0: the policy head gets no gradient, the slots still train the action head.
+    grads = jax.grad(
+        lambda p: tiny_losses(
+            system,
+            p,
+            batch,
+            video_hidden,
+            slots_hidden,
+            action_loss_weight=1.0,
+            policy_loss_weight=0.0,
+        )[0]
+    )(params)
+    assert not np.any(grads["wam"]["policy_head"]["kernel"])
+    assert np.abs(grads["wam"]["action_head"]["kernel"]).max() > 0
 
 
 def test_unlabelled_clips_train_only_the_video_part():
@@ -426,7 +461,7 @@ def test_target_loss_points_at_the_named_cells():
             target_loss_weight=weight,
         )
 
-    logits, _ = system.apply({"params": params}, *system_inputs(batch, video_hidden, slots_hidden))
+    logits, _ = tiny_apply(system, params, batch, video_hidden, slots_hidden)
     assert logits["targets"].shape == (2, FRAMES, N)
     logp = np.asarray(jax.nn.log_softmax(logits["targets"]))
     counted = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2)]
@@ -446,7 +481,6 @@ def test_target_loss_points_at_the_named_cells():
     with pytest.raises(ValueError, match="no `targets`"):
         tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
     plain = tiny_system()
-    plain_logits, _ = plain.apply(
-        {"params": tiny_params(plain, batch)}, *system_inputs(batch, video_hidden, slots_hidden)
-    )
+    plain_params = tiny_params(plain, batch)
+    plain_logits, _ = tiny_apply(plain, plain_params, batch, video_hidden, slots_hidden)
     assert "targets" not in plain_logits

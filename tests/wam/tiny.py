@@ -1,7 +1,9 @@
 """A tiny WAM system (4-token frames of 16x16 pixels) and a batch for it, for the WAM tests."""
 
 import dataclasses
+import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -90,8 +92,17 @@ def example_inputs() -> tuple[jnp.ndarray, ...]:
     )
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def tiny_apply(system: WAMSystem, params, batch, video_hidden, slots_hidden):
+    """`system`'s (logits, aux) on `batch` under the given masks, compiled once per system and
+    shapes (eager, each of the model's operations would compile on its own)."""
+    return system.apply({"params": params}, *system_inputs(batch, video_hidden, slots_hidden))
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def tiny_losses(system: WAMSystem, params, batch, video_hidden, slots_hidden, **weights):
-    """`wam_losses` (loss, metrics) of `system` on `batch` under the given masks."""
+    """`wam_losses` (loss, metrics) of `system` on `batch` under the given masks (compiled;
+    the weights are traced, so one program serves every value)."""
     logits, aux = system.apply(
         {"params": params}, *system_inputs(batch, video_hidden, slots_hidden)
     )
