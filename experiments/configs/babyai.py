@@ -135,7 +135,8 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         target_loss_weight=1.0,
         # > 0: the WAM's own inverse-dynamics query names the actions of unlabelled clips, and
         # where its probability is at least the threshold the policy head learns them too, at
-        # this weight (`wam_jax/pseudo_labels.py`); one more forward pass a step. 0: off.
+        # this weight (`wam_jax/pseudo_labels.py`); one more forward pass a step (skipped at
+        # label_fraction 1, where no action is unknown). 0: off.
         pseudo_label_weight=0.0,
         pseudo_label_threshold=0.9,
         # True: the behaviour-cloning baseline: action loss only, policy queries only, the
