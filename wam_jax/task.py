@@ -78,9 +78,14 @@ def _train_labels(config: ml_collections.ConfigDict, train_source):
     episodes = int(train_source.metadata["splits"]["train"]["episodes"])
     if section.stage == "pretrain":
         return labelled_episodes(episodes, 0.0, section.label_seed)
-    if section.label_fraction >= 1.0:
+    if every_label_known(section):
         return None
     return labelled_episodes(episodes, section.label_fraction, section.label_seed)
+
+
+def every_label_known(section: ml_collections.ConfigDict) -> bool:
+    """True where every training episode keeps its actions (pretraining hides them all)."""
+    return section.stage != "pretrain" and section.get("label_fraction", 0.0) >= 1.0
 
 
 def check_stage(config: ml_collections.ConfigDict) -> None:
@@ -123,7 +128,7 @@ def task_for_system(
             "config.wam.pseudo_label_weight > 0 with behaviour_cloning: the baseline reads the "
             "labelled episodes only, so it has no unlabelled clip to name"
         )
-    if section.get("label_fraction", 0.0) >= 1.0 and section.stage != "pretrain":
+    if every_label_known(section):
         pseudo_weight = 0.0  # every action is known: the extra inverse pass could name none
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
