@@ -1,5 +1,5 @@
-"""Preemption for real: a `genie train` process killed by SIGKILL at random moments (once while a
-checkpoint is being written) and stopped by SIGTERM resumes, each time, to the parameters and
+"""Preemption for real: a `genie train` process killed by SIGKILL (at a random moment, then while
+a checkpoint is being written) and stopped by SIGTERM resumes, each time, to the parameters and
 data order of an uninterrupted run, bit for bit; with one checkpoint kept, no kill loses the
 committed one."""
 
@@ -90,15 +90,17 @@ def _losses(workdir: pathlib.Path) -> dict[int, float]:
 def test_kills_and_a_preemption_notice_match_an_uninterrupted_run(
     coinrun_dir, tiny_config, tmp_path
 ):
-    """Three SIGKILLs (the second while a checkpoint is being written), then a SIGTERM that must
-    save and exit 0 within 60 s, then the same command to the end: the final parameters and
-    every step's loss (so the data order) equal an uninterrupted run's."""
+    """Two SIGKILLs (one at a random moment after a logged step, one while a checkpoint is
+    being written), then a SIGTERM that must save and exit 0 within 60 s, then the same
+    command to the end: the final parameters and every step's loss (so the data order) equal
+    an uninterrupted run's. (A third SIGKILL at a random moment, as until 2026-12-03, only
+    repeated the first at about 13 s of the suite's time.)"""
     straight = tmp_path / "straight"
     train(tiny_config(**SETTINGS), straight, "tokenizer")
     workdir = tmp_path / "killed"
     rng = np.random.default_rng(0)
     kills, during_save = 0, False
-    while kills < 3:
+    while kills < 2:
         process = _start(coinrun_dir, workdir)
         if kills == 1:
             during_save = _wait_for(lambda: _saving(workdir), process)
