@@ -4,7 +4,7 @@
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
-           [--action-source policy|imagination] [--max-steps K]
+           [--sample-seed D] [--action-source policy|imagination] [--max-steps K]
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
@@ -74,6 +74,7 @@ def _eval(args: argparse.Namespace) -> None:
         action_temperature=args.action_temperature,
         action_source=args.action_source,
         max_steps=args.max_steps,
+        sample_seed=args.sample_seed,
     )
     print(f"eval outputs: {metrics['meta']['outputs']}")
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
@@ -181,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="0: the policy's argmax action (default); T > 0: sample from softmax(logits / T)",
+    )
+    evaluate.add_argument(
+        "--sample-seed",
+        type=int,
+        default=0,
+        help="the draw of sampled actions and imagined frames (default 0); another seed is "
+        "another draw, written to its own eval directory",
     )
     evaluate.add_argument(
         "--action-source",

@@ -1,8 +1,9 @@
 """`wam eval`: the WAM of a workdir as a closed-loop BabyAI policy on held-out seeds.
 
-Writes `W/eval/step_<N>/metrics.json` (`step_<N>_t<T>` with sampled actions, `_imagination`
-with the imagination policy, `_max<K>` with episodes cut at K actions), a copy at
-`W/eval/metrics.json` (the newest evaluation), and
+Writes `W/eval/step_<N>_seeds<A>-<B>/metrics.json` (then `_t<T>` with sampled actions and
+`_draw<D>` for a sampling seed other than 0, `_imagination` with the imagination policy,
+`_max<K>` with episodes cut at K actions: evaluations on other seeds or draws never overwrite
+each other), a copy at `W/eval/metrics.json` (the newest evaluation), and
 `episode.gif` (real frames on the left, the frames the model imagined one step ahead on the
 right; the first episode). Seeds default to the first `episodes` test seeds of the run's
 dataset, which no training episode used.
@@ -44,11 +45,15 @@ def evaluate_wam(
     action_temperature: float = 0.0,
     action_source: str = "policy",
     max_steps: int | None = None,
+    sample_seed: int = 0,
 ) -> dict:
     """Plays the workdir's WAM (and random policies) on the seeds; `max_steps` cuts every
-    episode there as a loss (see `play_wam`), for the WAM and the random policies alike."""
+    episode there as a loss (see `play_wam`), for the WAM and the random policies alike.
+    `sample_seed` picks the draw of sampled actions (and of imagined frames)."""
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be a positive number of actions, got {max_steps}")
+    if sample_seed < 0:
+        raise ValueError(f"sample_seed must be 0 or more, got {sample_seed}")
     workdir = pathlib.Path(workdir)
     agent = load_agent(
         workdir, step=step, action_temperature=action_temperature, action_source=action_source
@@ -59,12 +64,18 @@ def evaluate_wam(
         seed_list = _test_seeds(config, episodes)
     else:
         seed_list = list(range(seeds[0], seeds[1]))[:episodes]
-    metrics, played = play_wam(agent, level, seed_list, imagine=imagine, max_steps=max_steps)
+    metrics, played = play_wam(
+        agent, level, seed_list, imagine=imagine, seed=sample_seed, max_steps=max_steps
+    )
     metrics["random_policy"] = play_random(level, seed_list, config.frame_size, max_steps=max_steps)
     loaded_step = agent.step
-    # Sampled-action and imagination-policy evaluations get their own directories next to
-    # the argmax policy-head one.
-    suffix = f"_t{agent.action_temperature:g}" if agent.action_temperature > 0 else ""
+    # Each seed range, sampled-action draw and imagination-policy evaluation gets a
+    # directory of its own next to the argmax policy-head one.
+    suffix = f"_seeds{seed_list[0]}-{seed_list[-1] + 1}"
+    if agent.action_temperature > 0:
+        suffix += f"_t{agent.action_temperature:g}"
+    if sample_seed:
+        suffix += f"_draw{sample_seed}"
     if agent.action_source != "policy":
         suffix += f"_{agent.action_source}"
     if max_steps is not None:
@@ -88,6 +99,7 @@ def evaluate_wam(
             "argmax": agent.sampling.logit_temperature == 0,
         },
         "action_temperature": agent.action_temperature,
+        "sample_seed": sample_seed,
         "action_source": agent.action_source,
         "max_steps": max_steps,
         "outputs": outputs,

@@ -163,6 +163,31 @@ def test_wam_eval_writes_metrics(runs):
     assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
     (row,) = json.loads(table.read_text())
     assert row["kind"] == "wam (joint)" and row["success_rate"] == metrics["success_rate"]
+    # Other seeds, a sampling temperature and another draw each get a directory of their own.
+    first = metrics["meta"]["seeds"][0]
+    sampled = [
+        evaluate_wam(
+            runs[0] / "wam",
+            episodes=1,
+            seeds=(first + 5, first + 6),
+            imagine=False,
+            action_temperature=1.0,
+            sample_seed=draw,
+            max_steps=2,
+        )
+        for draw in (0, 3)
+    ]
+    step = metrics["meta"]["step"]
+    names = [pathlib.Path(m["meta"]["outputs"][0]).parent.name for m in [metrics, *sampled]]
+    assert names == [
+        f"step_{step}_seeds{first}-{first + 2}",
+        f"step_{step}_seeds{first + 5}-{first + 6}_t1_max2",
+        f"step_{step}_seeds{first + 5}-{first + 6}_t1_draw3_max2",
+    ]
+    assert [m["meta"]["sample_seed"] for m in sampled] == [0, 3]
+    assert all((runs[0] / "wam" / "eval" / name / "metrics.json").is_file() for name in names)
+    with pytest.raises(ValueError, match="sample_seed must be 0 or more, got -1"):
+        evaluate_wam(runs[0] / "wam", episodes=1, sample_seed=-1)
 
 
 def test_stage_needs_its_runs(data_dir, tmp_path):
