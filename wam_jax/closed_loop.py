@@ -17,6 +17,13 @@ model compiles once. Reported per run:
                        target keeps its own
   random_policy        the same seeds played with uniformly random actions (the mean of
                        several draws), for reference
+  expert_agreement     share of the WAM's actions equal to the expert bot's choice from the
+                       same state (the states the WAM reached itself, not the bot's), with
+                       `agreeing_episodes` (episodes with no other choice) and
+                       `first_disagreement_mean` (mean action index of the first other
+                       choice, over the episodes that have one): where closed-loop episodes
+                       leave the demonstrations' path. Several actions can be as good as the
+                       bot's (a turn either way), so this is a floor on good choices.
 """
 
 import contextlib
@@ -26,7 +33,7 @@ import jax
 import numpy as np
 
 from wam_jax.agent import WAMAgent
-from wam_jax.data.babyai_env import NUM_ACTIONS, make_env, tile_size
+from wam_jax.data.babyai_env import NUM_ACTIONS, expert_action, make_env, tile_size
 
 
 def _psnr(target_HWC: np.ndarray, prediction_HWC: np.ndarray) -> float:
@@ -40,10 +47,12 @@ class _Episode:
         self.tile = tile_size(self.env, level, frame_size)
         with contextlib.redirect_stdout(io.StringIO()):  # layout sampling chatter
             obs, _ = self.env.reset(seed=int(seed))
+        self.seed = int(seed)
         self.mission = str(obs["mission"])
         self.render = render  # random play needs no frames
         self.frames = [self._render()] if render else []
         self.actions: list[int] = []
+        self.expert_actions: list[int | None] = []  # the bot's choice before each action
         self.imagined: list[np.ndarray] = []
         self.done = False
         self.success = False
@@ -61,6 +70,45 @@ class _Episode:
 
 
 STEP_BUDGETS = (8, 16, 32)
+
+
+def first_disagreement(episode: "_Episode") -> int | None:
+    """Index of the episode's first action that is not the expert's choice (None if none;
+    states where the expert could not plan are skipped)."""
+    for index, (action, expert) in enumerate(zip(episode.actions, episode.expert_actions)):
+        if expert is not None and action != expert:
+            return index
+    return None
+
+
+def expert_agreement(episodes: list["_Episode"]) -> dict[str, float | None]:
+    """How closely played episodes follow the expert bot (module docstring)."""
+    pairs = [
+        (action, expert)
+        for ep in episodes
+        for action, expert in zip(ep.actions, ep.expert_actions)
+        if expert is not None
+    ]
+    firsts = [first_disagreement(ep) for ep in episodes]
+    departed = [index for index in firsts if index is not None]
+    return {
+        "expert_agreement": float(np.mean([a == e for a, e in pairs])) if pairs else None,
+        "agreeing_episodes": float(np.mean([index is None for index in firsts])),
+        "first_disagreement_mean": float(np.mean(departed)) if departed else None,
+    }
+
+
+def episode_record(episode: "_Episode") -> dict:
+    """One played episode as a JSON-ready row (`wam eval` writes one per line)."""
+    return {
+        "seed": episode.seed,
+        "mission": episode.mission,
+        "success": bool(episode.success),
+        "length": len(episode.actions),
+        "actions": list(episode.actions),
+        "expert_actions": list(episode.expert_actions),
+        "first_disagreement": first_disagreement(episode),
+    }
 
 
 def success_within(episodes: list["_Episode"]) -> dict[str, float]:
@@ -146,6 +194,7 @@ def play_wam(
         for b, ep in enumerate(episodes):
             if ep.done:
                 continue
+            ep.expert_actions.append(expert_action(ep.env))
             ep.step(out["actions"][b])
             if imagine:
                 imagined = out["imagined"][b]
@@ -164,6 +213,7 @@ def play_wam(
         "mean_episode_length": float(np.mean([len(ep.actions) for ep in episodes])),
         "success_within": success_within(episodes),
         "episodes": len(episodes),
+        **expert_agreement(episodes),
     }
     if imagine:
         metrics["video_psnr_by_step"] = [s / c for s, c in zip(psnr_sums, psnr_counts)]

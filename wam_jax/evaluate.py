@@ -3,7 +3,8 @@
 Writes `W/eval/step_<N>_seeds<A>-<B>/metrics.json` (then `_t<T>` with sampled actions and
 `_draw<D>` for a sampling seed other than 0, `_imagination` with the imagination policy,
 `_max<K>` with episodes cut at K actions: evaluations on other seeds or draws never overwrite
-each other), a copy at `W/eval/metrics.json` (the newest evaluation), and
+each other), a copy at `W/eval/metrics.json` (the newest evaluation), `episodes.jsonl` (one
+row per episode: seed, mission, success, actions and the expert bot's choice before each), and
 `episode.gif` (real frames on the left, the frames the model imagined one step ahead on the
 right; the first episode). Seeds default to the first `episodes` test seeds of the run's
 dataset, which no training episode used.
@@ -17,7 +18,7 @@ import numpy as np
 from genie_jax.data.source import open_config_split
 from genie_jax.video_io import side_by_side, upscale, write_gif
 from wam_jax.agent import load_agent
-from wam_jax.closed_loop import play_random, play_wam
+from wam_jax.closed_loop import episode_record, play_random, play_wam
 
 
 def _test_seeds(config, episodes: int) -> list[int]:
@@ -83,6 +84,9 @@ def evaluate_wam(
     out_dir = workdir / "eval" / f"step_{loaded_step}{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [str(out_dir / "metrics.json")]
+    records = "".join(json.dumps(episode_record(ep)) + "\n" for ep in played)
+    (out_dir / "episodes.jsonl").write_text(records)
+    outputs.append(str(out_dir / "episodes.jsonl"))
     if imagine:
         outputs.append(str(_episode_gif(played[0], out_dir / "episode.gif")))
     section = config.wam

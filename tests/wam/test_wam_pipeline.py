@@ -158,7 +158,14 @@ def test_wam_eval_writes_metrics(runs):
     assert metrics["meta"]["label_fraction"] == 0.5
     assert len(metrics["video_psnr_by_step"]) == len(metrics["episodes_by_step"]) > 0
     assert metrics["episodes_by_step"][0] == 2
-    assert pathlib.Path(metrics["meta"]["outputs"][1]).is_file()  # the episode GIF
+    assert pathlib.Path(metrics["meta"]["outputs"][-1]).name == "episode.gif"
+    assert pathlib.Path(metrics["meta"]["outputs"][-1]).is_file()
+    rows = [json.loads(line) for line in open(metrics["meta"]["outputs"][1])]
+    assert [row["seed"] for row in rows] == list(range(*metrics["meta"]["seeds"]))
+    for row in rows:
+        assert row["length"] == len(row["actions"]) == len(row["expert_actions"]) > 0
+    assert metrics["success_rate"] == np.mean([row["success"] for row in rows])
+    assert 0.0 <= metrics["expert_agreement"] <= 1.0
     table = runs[0] / "study.json"
     assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
     (row,) = json.loads(table.read_text())
