@@ -217,6 +217,11 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
             _config(data_dir, tokenizer_workdir="t", **{"wam.pseudo_label_threshold": 1.5}),
             tmp_path / "p",
         )
+    with pytest.raises(ConfigError, match="policy_loss_weight=-1"):
+        wam_task(
+            _config(data_dir, tokenizer_workdir="t", **{"wam.policy_loss_weight": -1.0}),
+            tmp_path / "neg",
+        )
 
 
 def test_joint_and_bc_runs_can_start_from_another_wam_run(data_dir, tmp_path):
@@ -252,11 +257,6 @@ def test_pseudo_label_pass_is_skipped_where_every_label_is_known(data_dir, tmp_p
         for fraction in (0.1, 1.0)
     }
     assert weights == {0.1: 1.0, 1.0: 0.0}
-    with pytest.raises(ConfigError, match="policy_loss_weight=-1"):
-        wam_task(
-            _config(data_dir, tokenizer_workdir="t", **{"wam.policy_loss_weight": -1.0}),
-            tmp_path / "neg",
-        )
 
 
 def test_label_fractions_are_nested_and_exact():
