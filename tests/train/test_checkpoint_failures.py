@@ -22,9 +22,9 @@ def _info(workdir, capsys) -> dict:
 def _truncate_array_files(step_dir) -> None:
     """Cuts every array data file of a saved state to its first bytes (a write cut short).
 
-    Not to half its size: the order of the arrays inside a data file varies between runs (the
-    writes are concurrent), and one run kept every parameter in the first halves, so the
-    parameters still read back in full (one suite run on 2026-12-03)."""
+    Not to half its size: in one suite run (2026-12-03) the parameters still read back in
+    full after that, most likely because every parameter lay in the first halves (the order
+    of the arrays inside a data file can change with concurrent writes)."""
     files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.stat().st_size > 64]
     data = [p for p in files if "ocdbt" in str(p) and p.parent.name == "d"] or files
     for path in data:
