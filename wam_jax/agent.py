@@ -91,11 +91,20 @@ class WAMAgent:
             jnp.zeros(slots_hidden_BT.shape + (num_tokens,), bool),
             slots_hidden_BT,
         )
-        return jnp.argmax(logits["actions"][:, 1:], axis=-1).astype(jnp.int32)
+        return jax.nn.softmax(logits["actions"][:, 1:].astype(jnp.float32), axis=-1)
 
     def infer_actions(self, words_BL: np.ndarray, video_BTHWC: np.ndarray) -> np.ndarray:
         """Inverse dynamics: the actions [B, T-1] between consecutive frames of uint8 video
         [B, T, H, W, 3], T <= clip_len."""
+        return np.argmax(self.infer_action_probs(words_BL, video_BTHWC), axis=-1).astype(np.int32)
+
+    def infer_action_probs(
+        self, words_BL: np.ndarray, video_BTHWC: np.ndarray, length_B: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Inverse dynamics as probabilities [B, T-1, R] over the actions between consecutive
+        frames of uint8 video [B, T, H, W, 3], T <= clip_len (row t: o_t -> o_{t+1}).
+        `length_B`: each clip's real frames (default all T); rows from length - 1 on are
+        padding (causal attention keeps them from changing the earlier rows)."""
         batch, frames = video_BTHWC.shape[:2]
         size = self.config.frame_size
         if video_BTHWC.shape[2:] != (size, size, 3) or not 2 <= frames <= self.config.clip_len:
@@ -105,14 +114,17 @@ class WAMAgent:
             )
         padded = np.zeros((batch, self.config.clip_len, size, size, 3), np.uint8)
         padded[:, :frames] = video_BTHWC
-        length = np.full(batch, frames, np.int32)
-        actions = self._inverse(
+        length = np.full(batch, frames) if length_B is None else np.asarray(length_B)
+        length = length.astype(np.int32)
+        if length.shape != (batch,) or length.min() < 1 or length.max() > frames:
+            raise ValueError(f"lengths {length.tolist()} must be {batch} values in 1..{frames}")
+        probs = self._inverse(
             self.params,
             jnp.asarray(words_BL),
             jnp.asarray(padded, jnp.float32) / 255.0,
             jnp.asarray(length),
         )
-        return np.asarray(actions)[:, : frames - 1]
+        return np.asarray(probs)[:, : frames - 1]
 
     def _act_impl(
         self, params, words_BL, video_BTHWC, actions_BT, length_B, given_B, rng, *, imagine

@@ -5,6 +5,9 @@
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
            [--sample-seed D] [--action-source policy|imagination] [--max-steps K]
+  wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
+      (W's inverse dynamics names the actions of every training window; a run reads them
+      with --config.wam.named_actions FILE.npz)
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
@@ -26,7 +29,8 @@ from genie_jax.train.distributed import (
     initialize_from_args,
 )
 
-DEVICE_COMMANDS = ("train", "eval", "bench")  # each joins a multi-process run (if any) first
+# Each joins a multi-process run (if any) first.
+DEVICE_COMMANDS = ("train", "eval", "label", "bench")
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -82,6 +86,39 @@ def _eval(args: argparse.Namespace) -> None:
     headline["success_within"] = metrics["success_within"]
     headline["random_policy_success_within"] = metrics["random_policy"]["success_within"]
     print(json.dumps(headline))
+
+
+def _label(args: argparse.Namespace) -> None:
+    import json
+
+    import tqdm
+
+    from genie_jax.config_loading import ConfigError
+    from genie_jax.data.source import open_config_split
+    from wam_jax.agent import load_agent
+    from wam_jax.labelling import name_split_actions
+
+    agent = load_agent(args.workdir, step=args.step)
+    section = agent.config.wam
+    if section.behaviour_cloning or section.stage == "pretrain":
+        kind = "behaviour cloning" if section.behaviour_cloning else "pretrain (latent actions)"
+        raise ConfigError(
+            f"{args.workdir} is a {kind} run: its action head never learned real actions "
+            "between frames; label with a joint or align run"
+        )
+    source = open_config_split(agent.config, "train", data_dir=args.data_dir)
+    with tqdm.tqdm(total=len(source), desc="label", unit="window") as bar:
+        named = name_split_actions(
+            agent,
+            source,
+            threshold=args.threshold,
+            batch_size=args.batch_size,
+            progress=lambda done, _: bar.update(done - bar.n),
+        )
+    named.meta["labeller"] = str(args.workdir)
+    path = named.save(args.out)
+    print(f"named actions: {path}")
+    print(json.dumps(named.meta))
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> None:
@@ -210,6 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("kind", choices=["train"])
     add_bench_train_options(bench)
     bench.add_argument("--out", help="also write the JSON here")
+    label = commands.add_parser(
+        "label", help="name the training video's actions with a WAM's inverse dynamics"
+    )
+    label.add_argument("--workdir", required=True, help="the labeller: a `wam train` run")
+    label.add_argument("--out", required=True, help="the .npz file to write")
+    label.add_argument("--step", type=int, default=None, help="checkpoint (default newest)")
+    label.add_argument(
+        "--data-dir", default=None, help="the data to label (default: the labeller's own)"
+    )
+    label.add_argument(
+        "--threshold",
+        type=float,
+        default=0.0,
+        help="leave an action unnamed where the labeller's probability is below this",
+    )
+    label.add_argument("--batch-size", type=int, default=64, help="windows per model call")
     summarize = commands.add_parser("summarize", help="one table from several `wam eval`s")
     summarize.add_argument("--out", required=True, help="JSON file to write")
     summarize.add_argument("workdirs", nargs="+", help="evaluated `wam train` workdirs")
@@ -239,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             _train(rest)
         elif args.command == "eval":
             _eval(args)
+        elif args.command == "label":
+            _label(args)
         elif args.command == "summarize":
             _summarize(args)
         elif args.command == "bench":

@@ -23,6 +23,7 @@ from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.balance import LabelBalancedView
 from wam_jax.data.pipeline import WAMRecord, labelled_episodes
 from wam_jax.data.vocab import Vocabulary
+from wam_jax.labelling import NamedActions, check_named_actions
 from wam_jax.steps import wam_eval_step, wam_train_step
 from wam_jax.system import WAMSystem
 
@@ -203,15 +204,41 @@ def train_operations(
     the labelled fraction; the BC baseline reads a view of the labelled episodes only, see
     `label_balancing`)."""
     labels = _train_labels(config, train_source)
-    return (WAMRecord(vocab, max_words, labels, patch_size=patch_size),)
+    named = named_actions_for_run(config, train_source)
+    return (WAMRecord(vocab, max_words, labels, patch_size=patch_size, named_actions=named),)
+
+
+def named_actions_for_run(config: ml_collections.ConfigDict, train_source):
+    """The frozen labeller's actions of `config.wam.named_actions` (None when unset), checked
+    against the run: its data, its label plan and its other options."""
+    section = config.wam
+    path = section.get("named_actions", "")
+    if not path:
+        return None
+    if section.stage == "pretrain" or every_label_known(section):
+        raise ConfigError(
+            f"config.wam.named_actions with stage={section.stage} and "
+            f"label_fraction={section.label_fraction}: no hidden action would be named"
+        )
+    if section.get("pseudo_label_weight", 0.0):
+        raise ConfigError(
+            "config.wam.named_actions with pseudo_label_weight > 0: every hidden action is "
+            "named already, so the pseudo-label pass would find none to name"
+        )
+    named = NamedActions.load(path)
+    check_named_actions(named, config, len(train_source))
+    return named
 
 
 def label_balancing(config: ml_collections.ConfigDict, train_source):
     """The train split's view with `config.wam.labelled_share` of labelled windows; for the
     BC baseline, the labelled windows only. None (the split as it is) where every window is
-    labelled, or, outside BC, where none is or the share is 0."""
+    labelled or named (`config.wam.named_actions`), or, outside BC, where none is or the share
+    is 0."""
     share = config.wam.get("labelled_share", 0.0)
     labels = _train_labels(config, train_source)
+    if config.wam.get("named_actions", ""):
+        return None  # every window carries actions: real or named
     if config.wam.behaviour_cloning:
         if labels is None:
             return None

@@ -139,6 +139,11 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # label_fraction 1, where no action is unknown). 0: off.
         pseudo_label_weight=0.0,
         pseudo_label_threshold=0.9,
+        # A `wam label` file: a frozen WAM's inverse-dynamics actions for every training
+        # window, read where the real actions are hidden (the VPT route; BC then learns from
+        # real and named actions alike, `wam_jax/labelling.py`). "": hidden actions stay
+        # unknown.
+        named_actions="",
         # True: the behaviour-cloning baseline: action loss only, policy queries only, the
         # labelled episodes only, same backbone.
         behaviour_cloning=False,

@@ -3,6 +3,7 @@ mesh -> one checkpoint used as policy, world model and inverse model; `wam eval`
 
 import json
 import pathlib
+import shutil
 import types
 
 import jax
@@ -17,9 +18,10 @@ from wam_jax.cli import main
 from wam_jax.data import DataError, build_babyai, open_babyai_split
 from wam_jax.data.babyai_builder import DATASET_NAME
 from wam_jax.data.babyai_env import NUM_ACTIONS
-from wam_jax.data.pipeline import WAMRecord, cells_to_tokens, labelled_episodes
+from wam_jax.data.pipeline import NO_LABEL, WAMRecord, cells_to_tokens, labelled_episodes
 from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
+from wam_jax.labelling import NamedActions
 from wam_jax.task import target_patch_size, train_wam, wam_system_from_config, wam_task
 
 pytestmark = pytest.mark.long_running(seconds=150)  # see tests/conftest.py
@@ -410,3 +412,74 @@ def test_target_head_reads_targets_from_the_data(data_dir, tmp_path):
         target_patch_size(config, system, old)
     with pytest.raises(DataError, match="rebuild the data"):
         record.map({k: v for k, v in element.items() if k != "targets"})
+
+
+def test_wam_label_names_every_training_window(runs, data_dir, tmp_path, capsys):
+    """`wam label`: the run's inverse dynamics names each stored training window's actions,
+    as the agent's own inverse query does on that window alone; nothing past a window's last
+    frame; a high threshold names nothing; the agreement figures count the stored actions."""
+    wam = runs[0] / "wam"
+    out = tmp_path / "named.npz"
+    assert main(["label", "--workdir", str(wam), "--out", str(out), "--batch-size", "16"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["labeller"] == str(wam)
+    named = NamedActions.load(out)
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    assert len(named) == len(source) and named.meta["labeller_label_fraction"] == 0.5
+    agent = load_agent(wam)
+    stored = np.stack([source[i]["actions"] for i in range(len(source))])
+    lengths = np.array([int(source[i]["length"]) for i in range(len(source))])
+    for i in [int(np.argmax(lengths == CLIP)), int(np.argmax((lengths > 2) & (lengths < CLIP)))]:
+        item, length = source[i], lengths[i]
+        row = named.actions_for(item["episode"], item["clip_index"])
+        words = agent.encode_missions([item["mission"].decode()])
+        alone = agent.infer_actions(words, item["video"][None, :length])[0]
+        np.testing.assert_array_equal(row[: length - 1], alone)
+        assert (row[length - 1 :] == NO_LABEL).all()
+    given = (stored >= 0) & (named.actions_WT >= 0)
+    assert named.meta["named_share_all"] == pytest.approx(given.sum() / (stored >= 0).sum())
+    right = given & (named.actions_WT == stored)
+    assert named.meta["agreement_all"] == pytest.approx(right.sum() / given.sum())
+    strict = tmp_path / "strict.npz"
+    args = ["label", "--workdir", str(wam), "--out", str(strict), "--threshold", "0.99"]
+    assert main(args) == 0
+    assert (NamedActions.load(strict).actions_WT == NO_LABEL).all()  # 4 steps: unsure
+
+
+def test_runs_read_named_actions_where_labels_are_hidden(runs, data_dir, tmp_path, capsys):
+    """`config.wam.named_actions`: hidden episodes' windows carry the named actions, labelled
+    ones their own, and BC reads every window; runs that could not use them, and labellers
+    that saw labels the run hides, are refused."""
+    wam = runs[0] / "wam"
+    out = tmp_path / "named.npz"
+    assert main(["label", "--workdir", str(wam), "--out", str(out)]) == 0
+    named = NamedActions.load(out)
+    with_named = {"wam.named_actions": str(out), "wam.label_fraction": 0.5}
+    bc = {**with_named, "wam.behaviour_cloning": True}
+    config = _config(data_dir, tokenizer_workdir="t", **bc)
+    task, _ = wam_task(config, tmp_path / "bc")
+    assert task.train_source_view is None  # every window carries actions
+    (record,) = task.train_operations
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    labels = labelled_episodes(int(source.metadata["splits"]["train"]["episodes"]), 0.5, 0)
+    for i in range(len(source)):
+        element = source[i]
+        expected = (
+            element["actions"]
+            if labels[int(element["episode"])]
+            else named.actions_for(element["episode"], element["clip_index"])
+        )
+        np.testing.assert_array_equal(record.map(element)["actions"], expected)
+    for extra, message in [
+        ({"wam.label_fraction": 0.1}, "trained on 50% of the labels"),
+        ({"wam.label_fraction": 1.0}, "no hidden action would be named"),
+        ({"wam.pseudo_label_weight": 1.0}, "pseudo-label pass would find none"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            wam_task(_config(data_dir, tokenizer_workdir="t", **{**with_named, **extra}), tmp_path)
+    bc_run = tmp_path / "bc_run"
+    shutil.copytree(wam, bc_run)
+    saved = json.loads((bc_run / "config.json").read_text())
+    saved["wam"]["behaviour_cloning"] = True
+    (bc_run / "config.json").write_text(json.dumps(saved))
+    assert main(["label", "--workdir", str(bc_run), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "behaviour cloning run: its action head never learned" in capsys.readouterr().err

@@ -13,6 +13,8 @@ Label fraction (the study of learning from action-free video): only a fixed subs
 training episodes keeps its actions. `labelled_episodes` picks `round(f * E)` of the `E`
 episodes (at least one when f > 0) by a seeded permutation, so the 10% set is part of the 100%
 set and the same for every run with that seed. Validation and test always keep their labels.
+With named actions (`wam label`, `wam_jax/labelling.py`), a hidden episode's windows carry the
+frozen labeller's actions instead of NO_LABEL.
 """
 
 import grain
@@ -62,16 +64,23 @@ class WAMRecord(grain.transforms.Map):
         max_words: int,
         labelled: np.ndarray | None = None,
         patch_size: int | None = None,
+        named_actions=None,
     ):
         self._vocab = vocab
         self._max_words = max_words
         self._labelled = labelled  # None: every episode labelled
         self._patch_size = patch_size  # None: no `targets` field
+        # `wam_jax.labelling.NamedActions`: a frozen labeller's actions, used where the real
+        # ones are hidden (None: hidden actions stay NO_LABEL).
+        self._named_actions = named_actions
 
     def map(self, element: dict) -> dict:
         actions = np.asarray(element["actions"], np.int32)
         if self._labelled is not None and not self._labelled[int(element["episode"])]:
             actions = np.full_like(actions, NO_LABEL)
+            if self._named_actions is not None:
+                named = self._named_actions.actions_for(element["episode"], element["clip_index"])
+                actions = np.asarray(named, np.int32).copy()
         record = {
             "words": self._vocab.encode(element["mission"], self._max_words),
             "video": element["video"],
