@@ -1,6 +1,8 @@
 """The WAM end to end on real BabyAI data: tokenizer (genie loop) -> `train_wam` on a (2,2,2)
 mesh -> one checkpoint used as policy, world model and inverse model; `wam eval`; bad input."""
 
+import contextlib
+import io
 import json
 import pathlib
 import shutil
@@ -414,14 +416,23 @@ def test_target_head_reads_targets_from_the_data(data_dir, tmp_path):
         record.map({k: v for k, v in element.items() if k != "targets"})
 
 
-def test_wam_label_names_every_training_window(runs, data_dir, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def named_file(runs):
+    """`wam label` on the run (half the episodes labelled), and the command's last line."""
+    out = runs[0] / "named.npz"
+    args = ["label", "--workdir", str(runs[0] / "wam"), "--out", str(out), "--batch-size", "16"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(args) == 0
+    return out, json.loads(printed.getvalue().splitlines()[-1])
+
+
+def test_wam_label_names_every_training_window(runs, data_dir, named_file, tmp_path):
     """`wam label`: the run's inverse dynamics names each stored training window's actions,
     as the agent's own inverse query does on that window alone; nothing past a window's last
     frame; a high threshold names nothing; the agreement figures count the stored actions."""
     wam = runs[0] / "wam"
-    out = tmp_path / "named.npz"
-    assert main(["label", "--workdir", str(wam), "--out", str(out), "--batch-size", "16"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["labeller"] == str(wam)
+    out, printed = named_file
+    assert printed["labeller"] == str(wam)
     named = NamedActions.load(out)
     source = open_babyai_split(data_dir, "train", clip_len=CLIP)
     assert len(named) == len(source) and named.meta["labeller_label_fraction"] == 0.5
@@ -445,13 +456,14 @@ def test_wam_label_names_every_training_window(runs, data_dir, tmp_path, capsys)
     assert (NamedActions.load(strict).actions_WT == NO_LABEL).all()  # 4 steps: unsure
 
 
-def test_runs_read_named_actions_where_labels_are_hidden(runs, data_dir, tmp_path, capsys):
+def test_runs_read_named_actions_where_labels_are_hidden(
+    runs, data_dir, named_file, tmp_path, capsys
+):
     """`config.wam.named_actions`: hidden episodes' windows carry the named actions, labelled
     ones their own, and BC reads every window; runs that could not use them, and labellers
     that saw labels the run hides, are refused."""
     wam = runs[0] / "wam"
-    out = tmp_path / "named.npz"
-    assert main(["label", "--workdir", str(wam), "--out", str(out)]) == 0
+    out = named_file[0]
     named = NamedActions.load(out)
     with_named = {"wam.named_actions": str(out), "wam.label_fraction": 0.5}
     bc = {**with_named, "wam.behaviour_cloning": True}
