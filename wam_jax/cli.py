@@ -140,6 +140,12 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
     emit(result, args.out)
 
 
+def _run_kind(meta: dict) -> str:
+    """`bc`, `wam (joint)`, ...; `+ named` where the run read a labeller's named actions."""
+    kind = "bc" if meta["behaviour_cloning"] else f"wam ({meta['stage']})"
+    return f"{kind} + named" if meta.get("named_actions") else kind
+
+
 def _summarize(args: argparse.Namespace) -> None:
     import json
     import pathlib
@@ -155,8 +161,9 @@ def _summarize(args: argparse.Namespace) -> None:
         rows.append(
             {
                 "run": str(workdir),
-                "kind": "bc" if meta["behaviour_cloning"] else f"wam ({meta['stage']})",
+                "kind": _run_kind(meta),
                 "label_fraction": meta["label_fraction"],
+                "named_actions": meta.get("named_actions", ""),
                 "success_rate": metrics["success_rate"],
                 "mean_episode_length": metrics["mean_episode_length"],
                 "video_psnr_first_step": psnr[0] if psnr else None,

@@ -98,6 +98,8 @@ def evaluate_wam(
         "label_fraction": 0.0 if section.stage == "pretrain" else section.label_fraction,
         "behaviour_cloning": bool(section.behaviour_cloning),
         "stage": section.stage,
+        # The `wam label` file the run read where real actions were hidden ("": none).
+        "named_actions": section.get("named_actions", ""),
         "sampling": {
             "steps": agent.sampling.steps,
             "argmax": agent.sampling.logit_temperature == 0,

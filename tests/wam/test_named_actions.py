@@ -88,3 +88,14 @@ def test_a_labeller_that_saw_hidden_labels_or_other_data_is_refused():
         check_named_actions(named, _run(), train_windows=4)
     with pytest.raises(ConfigError, match="windows of 3 frames, this run reads 8"):
         check_named_actions(named, _run(clip_len=8), train_windows=3)
+
+
+def test_study_table_names_runs_that_read_named_actions():
+    from wam_jax.cli import _run_kind
+
+    plain = {"behaviour_cloning": True, "stage": "joint"}
+    assert _run_kind(plain) == "bc"
+    assert _run_kind({**plain, "named_actions": "RUN/named.npz"}) == "bc + named"
+    assert _run_kind({"behaviour_cloning": False, "stage": "align", "named_actions": ""}) == (
+        "wam (align)"
+    )
