@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The BabyAI WAM study for one preset: data -> tokenizer -> LAM -> for each label fraction a
-# WAM and a behaviour-cloning baseline (and, at 10%, the latent-action route) -> closed-loop
-# evaluation of every run (right after its training) -> OUT/study.json (one row per run).
+# WAM, a behaviour-cloning baseline and (below 100%) BC on the WAM's named actions (and, at
+# 10%, the latent-action route) -> closed-loop evaluation of every run (right after its
+# training) -> OUT/study.json (one row per run).
 #
 #   experiments/wam_babyai_study.sh PRESET [OUT]      PRESET: smoke | cpu
 #
 # Resumable like reproduce_coinrun.sh: finished data is kept, runs resume from their newest
 # checkpoint, evaluation is redone. Settable in the environment: FRACTIONS (default
 # "0.01 0.1 1.0"), EVAL_EPISODES (default 100), LATENT (default 1; 0 skips the latent-action
-# route), EPISODES (default 1000 for smoke, 10000 for cpu) and OVERRIDES (extra
+# route), NAMED (default 1; 0 skips BC on the WAM's named actions below 100% labels),
+# EPISODES (default 1000 for smoke, 10000 for cpu) and OVERRIDES (extra
 # `--config.KEY=VALUE` arguments for every training run, e.g. "--config.wam.num_steps=1200").
 set -euo pipefail
 
@@ -18,6 +20,7 @@ CONFIG="experiments/configs/babyai.py:${PRESET}"
 FRACTIONS=${FRACTIONS:-"0.01 0.1 1.0"}
 EVAL_EPISODES=${EVAL_EPISODES:-100}
 LATENT=${LATENT:-1}
+NAMED=${NAMED:-1}
 cd "$(dirname "$0")/.."
 
 # cpu: 10000 episodes, where the rotary backbone stops memorizing (RESULTS.md).
@@ -57,6 +60,16 @@ for fraction in ${FRACTIONS}; do
   uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
     --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${fraction}"
   evaluate "${OUT}/bc_${fraction}" --no-imagine
+  if [[ "${NAMED}" == 1 && "${fraction}" != "1.0" ]]; then
+    # The labeller route: the WAM's inverse dynamics names the hidden actions once, frozen;
+    # BC then learns from the real and the named actions.
+    stage "named actions from wam_${fraction} -> ${OUT}/bc_named_${fraction}"
+    uv run wam label --workdir "${OUT}/wam_${fraction}" --out "${OUT}/named_${fraction}.npz"
+    uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
+      --config.wam.behaviour_cloning=True --config.wam.named_actions "${OUT}/named_${fraction}.npz" \
+      --workdir "${OUT}/bc_named_${fraction}"
+    evaluate "${OUT}/bc_named_${fraction}" --no-imagine
+  fi
 done
 if [[ "${LATENT}" == 1 ]]; then
   stage "latent-action route (10% labelled) -> ${OUT}/latent_pretrain, ${OUT}/latent_align"
