@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The BabyAI WAM study for one preset: data -> tokenizer -> LAM -> for each label fraction a
-# WAM, a behaviour-cloning baseline and (below 100%) BC on the WAM's named actions (and, at
-# 10%, the latent-action route) -> closed-loop evaluation of every run (right after its
-# training) -> OUT/study.json (one row per run).
+# WAM, a behaviour-cloning baseline and (below 100%) a labeller WAM (the `PRESET_labeller`
+# config) and BC on its named actions (and, at 10%, the latent-action route) -> closed-loop
+# evaluation of every run (right after its training) -> OUT/study.json (one row per run).
 #
 #   experiments/wam_babyai_study.sh PRESET [OUT]      PRESET: smoke | cpu
 #
@@ -43,6 +43,8 @@ for part in tokenizer lam; do
   uv run genie train "${part}" "${COMMON[@]}" --workdir "${OUT}/${part}"
 done
 WAM=("${COMMON[@]}" --config.tokenizer_workdir "${OUT}/tokenizer")
+LABELLER=(--config "${CONFIG}_labeller" --config.data_dir "${OUT}/data" "${EXTRA[@]}"
+  --config.tokenizer_workdir "${OUT}/tokenizer")
 RUNS=()
 # Each run is evaluated as soon as it is trained, so a study cut short keeps its finished rows.
 # Behaviour cloning trains no video loss: its runs are evaluated without imagined frames.
@@ -61,10 +63,13 @@ for fraction in ${FRACTIONS}; do
     --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${fraction}"
   evaluate "${OUT}/bc_${fraction}" --no-imagine
   if [[ "${NAMED}" == 1 && "${fraction}" != "1.0" ]]; then
-    # The labeller route: the WAM's inverse dynamics names the hidden actions once, frozen;
-    # BC then learns from the real and the named actions.
-    stage "named actions from wam_${fraction} -> ${OUT}/bc_named_${fraction}"
-    uv run wam label --workdir "${OUT}/wam_${fraction}" --out "${OUT}/named_${fraction}.npz"
+    # The labeller route: a WAM set up as a labeller (the `_labeller` variant, same labels)
+    # names the hidden actions once, frozen; BC then learns from the real and named actions.
+    stage "labeller, ${fraction} labelled -> ${OUT}/labeller_${fraction}"
+    uv run wam train "${LABELLER[@]}" --config.wam.label_fraction="${fraction}" \
+      --workdir "${OUT}/labeller_${fraction}"
+    stage "named actions from labeller_${fraction} -> ${OUT}/bc_named_${fraction}"
+    uv run wam label --workdir "${OUT}/labeller_${fraction}" --out "${OUT}/named_${fraction}.npz"
     uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
       --config.wam.behaviour_cloning=True --config.wam.named_actions "${OUT}/named_${fraction}.npz" \
       --workdir "${OUT}/bc_named_${fraction}"
