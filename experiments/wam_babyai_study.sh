@@ -70,9 +70,11 @@ for fraction in ${FRACTIONS}; do
       --workdir "${OUT}/labeller_${fraction}"
     stage "named actions from labeller_${fraction} -> ${OUT}/bc_named_${fraction}"
     uv run wam label --workdir "${OUT}/labeller_${fraction}" --out "${OUT}/named_${fraction}.npz"
+    # It starts from the BC run's weights (the labelled episodes first; from scratch it read
+    # its mission later and solved less, RESULTS.md "The VPT route").
     uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
       --config.wam.behaviour_cloning=True --config.wam.named_actions "${OUT}/named_${fraction}.npz" \
-      --workdir "${OUT}/bc_named_${fraction}"
+      --config.wam.init_workdir "${OUT}/bc_${fraction}" --workdir "${OUT}/bc_named_${fraction}"
     evaluate "${OUT}/bc_named_${fraction}" --no-imagine
   fi
 done
