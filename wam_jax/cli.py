@@ -1,6 +1,7 @@
 """The `wam` command.
 
   wam data babyai --out DIR --level BabyAI-GoToLocal-v0 --episodes N [--seeds A:B] [--clip-len T]
+      [--expert-noise P]
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
@@ -42,6 +43,7 @@ def _data(args: argparse.Namespace) -> None:
         episodes=args.episodes,
         seeds=args.seeds,
         clip_len=args.clip_len,
+        expert_noise=args.expert_noise,
     )
     print(f"dataset: {path}")
     bot = read_metadata(path).get("bot", {})
@@ -49,6 +51,11 @@ def _data(args: argparse.Namespace) -> None:
         print(
             f"  {split}: bot success {stats['success_rate']:.3f}, "
             f"mean length {stats['mean_length']:.2f} actions"
+            + (
+                f", {stats['noise_changed_share']:.3f} of them changed by noise"
+                if "noise_changed_share" in stats
+                else ""
+            )
         )
 
 
@@ -203,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=parse_seed_range, default=(0, 100_000), help="env seeds A:B"
     )
     babyai.add_argument("--clip-len", type=int, default=16, help="frames per example")
+    babyai.add_argument(
+        "--expert-noise",
+        type=float,
+        default=0.0,
+        help="per-step probability of a random movement the bot then recovers from (DART)",
+    )
 
     commands.add_parser(
         "train", help="train the WAM (--config FILE:VARIANT --workdir W [--config.key=value])"

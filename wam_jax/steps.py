@@ -7,6 +7,8 @@ video) or shown (policy):
            NO_LABEL) adds nothing to it, so it trains the video part alone;
   policy   a_t from frame t's slot (the policy head) where a_t is known and every token of
            frames 0..t was shown (the closed-loop query: the observed past, nothing hidden);
+           with a batch's `policy_actions` (expert-noise data), the expert's choice at frame t
+           instead of the action taken there;
   latent   the same two for the LAM's latent actions (with a LAM), weighted like actions;
   target   (with the model's target head and a batch's `targets`) in every frame inside the
            episode where the mission's object is on the grid, -log of the softmax mass the
@@ -94,15 +96,20 @@ def wam_losses(
     target_loss_weight: float = 0.0,
     pseudo_actions_BT: jax.Array | None = None,
     pseudo_label_weight: float = 0.0,
+    policy_actions_BT: jax.Array | None = None,
 ) -> tuple[jax.Array, Metrics]:
     """(loss, metrics) of one batch; see the module docstring for what counts."""
+    if policy_actions_BT is None:
+        policy_actions_BT = actions_BT
     frames = actions_BT.shape[1]
     inside_BT = jnp.arange(frames)[None, :] < length_B[:, None]
     shown_BT = shown_so_far(video_hidden_BTN)
     video = masked_ce(logits["video"], aux["tokens"], video_hidden_BTN & inside_BT[:, :, None])
     real_BT = shift_into_slots(actions_BT)
     action = masked_ce(logits["actions"], real_BT, slots_hidden_BT & (real_BT >= 0) & inside_BT)
-    policy = masked_ce(logits["next_actions"], actions_BT, shown_BT & (actions_BT >= 0))
+    policy = masked_ce(
+        logits["next_actions"], policy_actions_BT, shown_BT & (policy_actions_BT >= 0)
+    )
     action_ce = slot_loss_weight * action["ce"] + policy_loss_weight * policy["ce"]
     pseudo = None
     if pseudo_actions_BT is not None:
@@ -159,8 +166,12 @@ def _inputs(batch: Batch) -> tuple[jax.Array, ...]:
     return batch["words"], video_to_unit(batch["video"]), batch["actions"], batch["length"]
 
 
-def _target_kwargs(batch: Batch, target_loss_weight: float) -> dict:
-    return {"targets_BTN": batch.get("targets"), "target_loss_weight": target_loss_weight}
+def _batch_kwargs(batch: Batch, target_loss_weight: float) -> dict:
+    return {
+        "targets_BTN": batch.get("targets"),
+        "target_loss_weight": target_loss_weight,
+        "policy_actions_BT": batch.get("policy_actions"),
+    }
 
 
 def wam_train_step(
@@ -231,7 +242,7 @@ def wam_train_step(
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
             policy_loss_weight=policy_loss_weight,
-            **_target_kwargs(batch, target_loss_weight),
+            **_batch_kwargs(batch, target_loss_weight),
             **pseudo_kwargs,
         )
         return loss, (metrics, model_state)
@@ -300,7 +311,7 @@ def wam_eval_step(
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
             policy_loss_weight=policy_loss_weight,
-            **_target_kwargs(batch, target_loss_weight),
+            **_batch_kwargs(batch, target_loss_weight),
         )
         if name == "policy":
             metrics["loss"] = loss

@@ -37,7 +37,7 @@ def babyai_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def _dataset_dir(data_dir) -> pathlib.Path:
-    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.1.0"
+    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.2.0"
 
 
 def _read_all(data_dir, split: str) -> list[dict]:
@@ -74,6 +74,48 @@ def test_stored_actions_replay_to_the_stored_frames(level, seed):
         np.testing.assert_array_equal(frame, episode.frames_THWC[t + 1], err_msg=f"step {t}")
     assert terminated or truncated  # the episode stopped where the env did
     assert (reward > 0) == episode.success
+
+
+@pytest.mark.parametrize("level", [LEVEL, "BabyAI-PickupLoc-v0"])
+def test_expert_noise_takes_random_movements_the_bot_recovers_from(level):
+    clean = play_episode(level, 7)
+    np.testing.assert_array_equal(clean.expert_actions_T, clean.actions_T)
+    episodes = [play_episode(level, seed, expert_noise=0.3) for seed in range(40)]
+    again = play_episode(level, 0, expert_noise=0.3)
+    np.testing.assert_array_equal(again.actions_T, episodes[0].actions_T)
+    np.testing.assert_array_equal(again.frames_THWC, episodes[0].frames_THWC)
+    taken = np.concatenate([e.actions_T for e in episodes])
+    expert = np.concatenate([e.expert_actions_T for e in episodes])
+    changed = taken != expert
+    # A noise step (p = 0.3) draws one of 3 movements: 2 in 3 differ from the bot's choice.
+    assert 0.1 < changed.mean() < 0.3
+    assert np.isin(taken[changed], babyai_env.NOISE_ACTIONS).all()
+    # Off its path the bot plans a way back: the missions still get done.
+    assert np.mean([e.success for e in episodes]) >= 0.9
+    assert all(e.bot_error is None for e in episodes)
+
+
+@pytest.mark.parametrize("seed", [2, 11])
+def test_noisy_actions_replay_to_the_stored_frames(seed):
+    episode = play_episode(LEVEL, seed, expert_noise=0.5)
+    assert (episode.actions_T != episode.expert_actions_T).any()
+    env = gym.make(LEVEL)
+    with contextlib.redirect_stdout(io.StringIO()):
+        env.reset(seed=seed)
+    for t, action in enumerate(episode.actions_T):
+        env.step(int(action))
+        frame = env.unwrapped.get_frame(highlight=False, tile_size=8)
+        np.testing.assert_array_equal(frame, episode.frames_THWC[t + 1], err_msg=f"step {t}")
+    (example, *_) = cut_examples(episode, 4, seed=seed, episode_index=0)
+    np.testing.assert_array_equal(example["expert_actions"], episode.expert_actions_T[:4])
+
+
+def test_bad_expert_noise_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r"expert_noise must be in \[0, 1\), got 1.5"):
+        build_babyai(tmp_path, LEVEL, episodes=5, expert_noise=1.5)
+    with pytest.raises(DataError, match="expert_noise must be in"):
+        play_episode(LEVEL, 0, expert_noise=-0.1)
+    assert not any(tmp_path.iterdir())
 
 
 def _cells_of(world, color: str, kind: str) -> set[tuple[int, int]]:
@@ -229,6 +271,7 @@ def test_metadata_holds_the_bot_figures_measured_while_building(babyai_dir):
         assert bot[split]["success_rate"] == pytest.approx(np.mean(list(success.values())))
         assert bot[split]["mean_length"] == pytest.approx(mean_actions)
         assert bot[split]["bot_errors"] == 0
+        assert bot[split]["noise_changed_share"] == 0.0  # built without expert noise
 
 
 def test_records_read_back_with_their_shapes_and_contents(babyai_dir):
@@ -247,6 +290,8 @@ def test_records_read_back_with_their_shapes_and_contents(babyai_dir):
     expected = window[r["clip_index"]]
     np.testing.assert_array_equal(r["video"], expected["video"])
     np.testing.assert_array_equal(r["actions"], expected["actions"])
+    np.testing.assert_array_equal(r["expert_actions"], expected["expert_actions"])
+    np.testing.assert_array_equal(r["expert_actions"], r["actions"])  # no noise in this build
     np.testing.assert_array_equal(r["targets"], expected["targets"])
     assert r["targets"].shape == (4, 8, 8) and r["targets"].dtype == np.uint8
     assert r["length"] == expected["length"]
@@ -285,10 +330,12 @@ def test_rebuilding_with_other_settings_is_refused(babyai_dir):
         build_babyai(babyai_dir, **dict(SETTINGS, episodes=11))
     with pytest.raises(DataError, match="built with other settings.*seeds"):
         build_babyai(babyai_dir, **dict(SETTINGS, seeds=(0, 40)))
+    with pytest.raises(DataError, match="built with other settings.*expert_noise 0.0 not 0.2"):
+        build_babyai(babyai_dir, **dict(SETTINGS, expert_noise=0.2))
 
 
 def test_stale_unfinished_build_is_removed(tmp_path):
-    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.1.0"
+    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.2.0"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("left by a killed build")
     with pytest.raises(DataError, match="unfinished babyai_episodes build"):
@@ -303,7 +350,7 @@ def test_cli_writes_a_dataset_and_reports_the_bot(tmp_path, capsys):
     argv = ["data", "babyai", "--out", str(tmp_path), "--episodes", "3", "--seeds", "50:53"]
     assert main([*argv, "--level", LEVEL, "--clip-len", "8"]) == 0
     out = capsys.readouterr().out
-    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.1.0'}" in out
+    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.2.0'}" in out
     for split in SPLITS:
         assert f"{split}: bot success 1.000, mean length" in out
     assert len(open_babyai_split(tmp_path, "train", clip_len=8)) >= 1

@@ -217,6 +217,36 @@ def test_policy_loss_counts_known_actions_after_whole_frames():
     assert np.abs(bc["wam"]["policy_head"]["kernel"]).max() > 0
 
 
+def test_policy_learns_the_expert_choice_where_the_batch_gives_one():
+    """Expert-noise data: the policy head's target is `policy_actions` (the bot's choice),
+    while the action slots (world model, inverse dynamics) keep the action taken."""
+    system = tiny_system()
+    batch = tiny_batch()
+    params = tiny_params(system, batch)
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[:, 3:].set(True)
+    slots_hidden = jnp.zeros((2, FRAMES), bool).at[:, 1:].set(True)
+    expert = np.where(batch["actions"] >= 0, (batch["actions"] + 1) % 3, batch["actions"])
+    logits, _ = tiny_apply(system, params, batch, video_hidden, slots_hidden)
+    _, taken = tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1)
+    _, m = tiny_losses(
+        system,
+        params,
+        batch,
+        video_hidden,
+        slots_hidden,
+        action_loss_weight=1.0,
+        policy_actions_BT=jnp.asarray(expert),
+    )
+    assert m["policy_examples"] == taken["policy_examples"] > 0
+    shown = np.asarray(shown_so_far(video_hidden)) & (expert >= 0)
+    logp = jax.nn.log_softmax(logits["next_actions"])
+    by_hand = -np.mean([logp[b, t, expert[b, t]] for b, t in zip(*np.nonzero(shown))])
+    np.testing.assert_allclose(m["policy_ce"], by_hand, rtol=1e-5)
+    assert abs(float(m["policy_ce"]) - float(taken["policy_ce"])) > 1e-4
+    for name in ("action_ce", "labelled_slots", "video_ce"):
+        np.testing.assert_allclose(m[name], taken[name], rtol=1e-6)
+
+
 def test_policy_loss_weight_scales_the_policy_term_alone():
     system = tiny_system()
     batch = tiny_batch()

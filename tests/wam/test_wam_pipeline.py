@@ -287,6 +287,30 @@ def test_unlabelled_episodes_lose_their_actions(data_dir):
         assert out["words"].shape == (12,) and out["words"][0] > 0
 
 
+def test_policy_actions_are_the_expert_choices_of_labelled_episodes_only():
+    vocab = Vocabulary.from_missions(["go to the red ball"])
+    taken = np.array([2, 0, 2, NO_LABEL], np.int32)
+    expert = np.array([2, 1, 2, NO_LABEL], np.int32)  # a noise step turned left at frame 1
+    element = {
+        "mission": b"go to the red ball",
+        "video": np.zeros((4, 8, 8, 3), np.uint8),
+        "actions": taken,
+        "expert_actions": expert,
+        "length": 4,
+        "episode": 0,
+        "clip_index": 0,
+    }
+    labels = np.array([True, False])
+    out = WAMRecord(vocab, max_words=6, labelled=labels).map(element)
+    np.testing.assert_array_equal(out["actions"], taken)  # what moved the frames
+    np.testing.assert_array_equal(out["policy_actions"], expert)  # what the bot chose
+    hidden = WAMRecord(vocab, max_words=6, labelled=labels).map({**element, "episode": 1})
+    assert (hidden["actions"] == NO_LABEL).all() and (hidden["policy_actions"] == NO_LABEL).all()
+    # Data without expert choices (before version 1.2.0): the action taken was the bot's.
+    old = {k: v for k, v in element.items() if k != "expert_actions"}
+    np.testing.assert_array_equal(WAMRecord(vocab, 6).map(old)["policy_actions"], taken)
+
+
 def test_latent_action_route_pretrain_then_align(runs, data_dir):
     root = runs[0]
     lam_overrides = {

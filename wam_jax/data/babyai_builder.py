@@ -1,11 +1,13 @@
 """TFDS builder that writes BabyAI expert-bot episodes to ArrayRecord files.
 
 Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
-`BabyAI-GoToLocal-v0`), version 1.1.0. Each example is one window of `T` frames of one episode
+`BabyAI-GoToLocal-v0`), version 1.2.0. Each example is one window of `T` frames of one episode
 (see `babyai_env`); the last window of an episode is padded with its last frame:
 
   video       uint8 [T, 64, 64, 3]   full-view renders; frame 0 of window 0 is the reset frame
   actions     int32 [T]              actions[t] moves frame t to t+1; -1 where there is none
+  expert_actions int32 [T]           the bot's choice at frame t (differs from actions only
+                                     where an expert-noise step replaced it); -1 as actions
   targets     uint8 [T, G, G]        1 on the grid cells (row, column) holding an object the
                                      mission names (`babyai_env.named_object_cells`)
   length      int64                  valid (unpadded) frames in this window
@@ -20,11 +22,16 @@ plan_splits`): validation and test each get `max(1, (B - A) // 10)` of the seeds
 `max(1, N // 10)` of the `N` episodes, train the rest. Episode `i` of a split whose seeds are
 `[s, s + n)` plays seed `s + i % n`, so a larger build contains every episode of a smaller one.
 
+With `expert_noise` p > 0 (DART-style data, `babyai_env.play_episode`) each step is a random
+movement with probability p and the bot recovers from it; validation and test are played with
+the same noise.
+
 The metadata (`metadata.json`, `ClipSource.metadata` when read) holds the generation settings
-(level, clip_len, frame_size, seeds, episodes, per-split plans) and, under `bot`, what was
-measured while building each split: the bot's success rate, the mean episode length in actions,
-and how many episodes the bot gave up on. TFDS writes the metadata after every split has been
-generated, so the generator fills these in as it finishes a split.
+(level, clip_len, frame_size, seeds, episodes, expert_noise, per-split plans) and, under `bot`,
+what was measured while building each split: the bot's success rate, the mean episode length in
+actions, how many episodes the bot gave up on, and the share of actions a noise step changed.
+TFDS writes the metadata after every split has been generated, so the generator fills these
+in as it finishes a split.
 """
 
 import dataclasses
@@ -43,7 +50,7 @@ from wam_jax.data import babyai_env
 
 DATASET_NAME = "babyai_episodes"
 # The metadata keys that fix the content; a rebuild must match them all.
-_SETTINGS = ("level", "clip_len", "frame_size", "seeds", "episodes")
+_SETTINGS = ("level", "clip_len", "frame_size", "seeds", "episodes", "expert_noise")
 
 
 def config_name(level: str, clip_len: int) -> str:
@@ -61,6 +68,7 @@ class BabyaiConfig(tfds.core.BuilderConfig):
     grid_size: int = 8  # cells per side of the level's grid (set from the level)
     seeds: tuple[int, int] = (0, 100_000)  # env seeds [start, stop) shared out among the splits
     episodes: int = 1000  # total over all splits
+    expert_noise: float = 0.0  # per-step probability of a random movement instead of the bot's
 
     def generation_metadata(self) -> dict[str, object]:
         """The settings as JSON-able values, with the per-split seed ranges spelled out."""
@@ -71,6 +79,7 @@ class BabyaiConfig(tfds.core.BuilderConfig):
             "frame_size": self.frame_size,
             "seeds": list(self.seeds),
             "episodes": self.episodes,
+            "expert_noise": self.expert_noise,
             "splits": {name: dataclasses.asdict(plan) for name, plan in plans.items()},
             "bot": {},  # per split, filled in by the generator
         }
@@ -80,10 +89,11 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
     """BabyAI expert-bot episodes; see the module docstring for the layout and the splits."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release.",
         "1.1.0": "`targets`: the cells of the objects the mission names, per frame.",
+        "1.2.0": "`expert_actions` and the `expert_noise` setting (DART-style episodes).",
     }
     # TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it uses
     # but does not declare (tensorflow/datasets#11212). Naming the file here skips that lookup.
@@ -102,6 +112,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict(
                 {
                     **clip_features(t, s),
+                    "expert_actions": tfds.features.Tensor(shape=(t,), dtype=np.int32),
                     "targets": tfds.features.Tensor(
                         shape=(t, cfg.grid_size, cfg.grid_size), dtype=np.uint8, encoding="zlib"
                     ),
@@ -124,13 +135,16 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, specs: list):
         cfg = self.builder_config
-        successes, lengths, bot_errors = 0, 0, 0
+        successes, lengths, bot_errors, changed = 0, 0, 0, 0
         for spec in tqdm.tqdm(specs, desc=f"babyai {split}", unit="episode"):
             seed = spec.level_seed  # CoinRun's split plan calls the env seed a level seed
-            episode = babyai_env.play_episode(cfg.level, seed, cfg.frame_size)
+            episode = babyai_env.play_episode(
+                cfg.level, seed, cfg.frame_size, expert_noise=cfg.expert_noise
+            )
             successes += episode.success
             lengths += len(episode.actions_T)
             bot_errors += episode.bot_error is not None
+            changed += int(np.sum(episode.actions_T != episode.expert_actions_T))
             for example in babyai_env.cut_examples(
                 episode, cfg.clip_len, seed=seed, episode_index=spec.episode
             ):
@@ -140,6 +154,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
             "success_rate": successes / len(specs),
             "mean_length": lengths / len(specs),
             "bot_errors": bot_errors,
+            "noise_changed_share": changed / max(lengths, 1),
         }
 
 
@@ -155,6 +170,7 @@ def build_babyai(
     episodes: int,
     seeds: tuple[int, int] = (0, 100_000),
     clip_len: int = 16,
+    expert_noise: float = 0.0,
 ) -> pathlib.Path:
     """Plays and writes the BabyAI dataset under `out_dir`; returns the dataset directory.
 
@@ -164,6 +180,8 @@ def build_babyai(
     """
     if clip_len < 1:
         raise DataError(f"clip_len must be >= 1, got {clip_len}")
+    if not 0.0 <= expert_noise < 1.0:
+        raise DataError(f"expert_noise must be in [0, 1), got {expert_noise}")
     babyai_env.check_level(level)  # registered, and its grid tiles the frame
     config = BabyaiConfig(
         name=config_name(level, clip_len),
@@ -172,6 +190,7 @@ def build_babyai(
         grid_size=babyai_env.grid_size(level),
         seeds=(int(seeds[0]), int(seeds[1])),
         episodes=episodes,
+        expert_noise=float(expert_noise),
     )
     wanted = config.generation_metadata()  # validates the seed range and episode count
     builder = BabyaiEpisodes(config=config, data_dir=str(out_dir))

@@ -5,9 +5,18 @@ stores the full-view render after reset and after every action, the bot's action
 string, and whether the bot reached the goal. Levels come from `minigrid`'s BabyAI suite
 (Chevalier-Boisvert et al., 2019); the bot is its scripted expert (`BabyAIBot`).
 
-Everything is a pure function of `(level, seed)`: `env.reset(seed=seed)` fixes the layout and the
-mission, and the bot plans deterministically from the grid, so any process can regenerate any
-episode and a stored action sequence replays exactly in a fresh env.
+Everything is a pure function of `(level, seed, expert_noise)`: `env.reset(seed=seed)` fixes the
+layout and the mission, the bot plans deterministically from the grid, and the noise draws come
+from a generator seeded by `seed`, so any process can regenerate any episode and a stored
+action sequence replays exactly in a fresh env.
+
+Expert noise (DART, Laskey et al., 2017): with `expert_noise` p > 0, each step takes a uniformly
+random movement (left, right, forward) with probability p instead of the bot's action, and the
+bot replans from wherever that leads. The episodes then show states the bot's own path never
+reaches (turned away, facing a wall, a forward move that changes nothing) and the bot's way
+back from them, which is what a cloned policy needs once its own mistakes take it off the
+demonstrated path. `actions` are the actions taken (what moves one frame to the next);
+`expert_actions` the bot's choice at every frame, which a policy learns where labels are kept.
 """
 
 import contextlib
@@ -22,6 +31,9 @@ from genie_jax.data.errors import DataError
 FRAME_SIZE = 64  # pixels per side of a rendered frame
 NUM_ACTIONS = 7  # left, right, forward, pickup, drop, toggle, done
 NO_ACTION = -1  # in `actions` where a frame has no successor: an episode's last frame, padding
+# What a noise step draws from: turning and moving, the actions that change the agent's pose.
+# (Picking up, dropping or toggling at random would change the level's objects.)
+NOISE_ACTIONS = (0, 1, 2)
 
 _LEVEL_NAME = re.compile(r"^BabyAI-(?P<stem>.+)-v\d+$")
 
@@ -32,6 +44,9 @@ class Episode:
 
     frames_THWC: np.ndarray  # uint8 [n + 1, S, S, 3]; frame 0 is the one after reset
     actions_T: np.ndarray  # int32 [n]; actions_T[t] moves frames_THWC[t] to frames_THWC[t + 1]
+    # int32 [n]: the bot's choice at frames_THWC[t]; differs from actions_T only where a noise
+    # step replaced it (see `play_episode`'s `expert_noise`)
+    expert_actions_T: np.ndarray
     mission: str  # the instruction, e.g. "go to the grey ball"
     success: bool  # the last step paid a positive reward
     bot_error: str | None  # why the bot gave up early, if it did (then success is False)
@@ -139,8 +154,11 @@ def expert_action(env) -> int | None:
         return None
 
 
-def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode:
-    """Plays one episode of `level` with layout `seed`, the expert bot choosing every action.
+def play_episode(
+    level: str, seed: int, frame_size: int = FRAME_SIZE, expert_noise: float = 0.0
+) -> Episode:
+    """Plays one episode of `level` with layout `seed`, the expert bot choosing every action
+    except, with probability `expert_noise` per step, a random one of `NOISE_ACTIONS`.
 
     The episode ends when the env terminates (mission done or failed) or truncates at its own
     `max_steps`. The bot asserts its plan is consistent with the grid and can raise on rare
@@ -148,6 +166,10 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
     """
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
+    if not 0.0 <= expert_noise < 1.0:
+        raise DataError(f"expert_noise must be in [0, 1), got {expert_noise}")
+    # Seeded by the episode's seed alone, so an episode replays whatever else was played.
+    noise_rng = np.random.default_rng([int(seed), 0x5EED])
     env = make_env(level)
     try:
         tile = tile_size(env, level, frame_size)
@@ -159,19 +181,28 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
         frames = [world.get_frame(highlight=False, tile_size=tile)]
         targets = [named_object_cells(world)]
         actions: list[int] = []
+        expert_actions: list[int] = []
         reward, done, bot_error = 0.0, False, None
         # `max_steps` is set by reset (BabyAI scales it with the level); the env truncates
         # there too, the bound here only makes the loop's end obvious.
         while not done and len(actions) < world.max_steps:
             try:
-                action = int(bot.replan())
+                # `None` tells the bot its own suggestion was taken; after a noise step that
+                # changed it, the bot is told what was done instead and plans a way back.
+                deviated = bool(actions) and actions[-1] != expert_actions[-1]
+                expert = int(bot.replan(actions[-1] if deviated else None))
             except Exception as e:  # assertion or DisappearedBoxError, depending on the layout
                 bot_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
                 reward = 0.0
                 break
+            # Both draws every step, so the noise of step t does not depend on earlier draws.
+            noisy = noise_rng.random() < expert_noise
+            random_action = int(noise_rng.choice(NOISE_ACTIONS))
+            action = random_action if noisy else expert
             _, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
             actions.append(action)
+            expert_actions.append(expert)
             frames.append(world.get_frame(highlight=False, tile_size=tile))
             targets.append(named_object_cells(world))
     finally:
@@ -179,6 +210,7 @@ def play_episode(level: str, seed: int, frame_size: int = FRAME_SIZE) -> Episode
     return Episode(
         frames_THWC=np.stack(frames).astype(np.uint8),
         actions_T=np.asarray(actions, np.int32),
+        expert_actions_T=np.asarray(expert_actions, np.int32),
         mission=str(obs["mission"]),
         success=bot_error is None and reward > 0,
         bot_error=bot_error,
@@ -205,6 +237,8 @@ def cut_examples(
     targets_TGG = episode.targets_TGG[pad_index_T]
     actions_T = np.full(padded, NO_ACTION, np.int32)
     actions_T[: len(episode.actions_T)] = episode.actions_T
+    expert_actions_T = np.full(padded, NO_ACTION, np.int32)
+    expert_actions_T[: len(episode.expert_actions_T)] = episode.expert_actions_T
     examples = []
     for c in range(num_windows):
         window = slice(c * clip_len, (c + 1) * clip_len)
@@ -212,6 +246,7 @@ def cut_examples(
             {
                 "video": video_THWC[window],
                 "actions": actions_T[window],
+                "expert_actions": expert_actions_T[window],
                 "targets": targets_TGG[window],
                 "length": min(clip_len, num_frames - c * clip_len),
                 "mission": episode.mission,

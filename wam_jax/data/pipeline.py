@@ -4,6 +4,10 @@
   video    uint8 [B, T, H, W, 3]
   actions  int32 [B, T]            a_t, or -1 where unknown: after the episode, and everywhere
                                    in an episode whose labels are hidden
+  policy_actions int32 [B, T]      what the policy head learns at frame t: the expert's choice
+                                   where the episode keeps its labels (differs from a_t only on
+                                   expert-noise data, where a_t may be a random movement), else
+                                   the same as `actions` (hidden or named)
   length   int32 [B]               valid frames
   targets  bool [B, T, N]          (with `patch_size`) the video tokens that overlap a cell
                                    holding an object the mission names (simulator knowledge
@@ -76,15 +80,20 @@ class WAMRecord(grain.transforms.Map):
 
     def map(self, element: dict) -> dict:
         actions = np.asarray(element["actions"], np.int32)
+        # Data before version 1.2.0 has no expert choices: there the bot's choice was taken.
+        policy_actions = np.asarray(element.get("expert_actions", actions), np.int32)
         if self._labelled is not None and not self._labelled[int(element["episode"])]:
             actions = np.full_like(actions, NO_LABEL)
             if self._named_actions is not None:
                 named = self._named_actions.actions_for(element["episode"], element["clip_index"])
                 actions = np.asarray(named, np.int32).copy()
+            # Unlabelled video shows only what was done, never what the expert would have done.
+            policy_actions = actions
         record = {
             "words": self._vocab.encode(element["mission"], self._max_words),
             "video": element["video"],
             "actions": actions,
+            "policy_actions": policy_actions,
             "length": np.int32(element["length"]),
         }
         if self._patch_size is not None:
