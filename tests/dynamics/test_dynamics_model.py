@@ -62,6 +62,27 @@ def test_mask_id_and_tokens_per_frame():
     assert add.empty_cache(B)[0].shape[2] == add.config.max_frames
 
 
+def test_prepend_mode_reads_the_frame_tokens_outputs_not_the_action_tokens():
+    """With a prepended action token the head reads the transformer's outputs 1..N of each
+    frame (the frame's tokens), not 0..N-1: the action token's own output is the one dropped."""
+    model = tiny_dynamics("prepend")
+    tokens_BTN = random_tokens((B, T, N))
+    frame_actions_BT = np.concatenate([np.full((B, 1), A), random_actions((B, T - 1))], 1)
+    params = random_params(model, tokens_BTN, frame_actions_BT)
+    logits, state = jax.jit(functools.partial(model.apply, capture_intermediates=True))(
+        {"params": params}, tokens_BTN, frame_actions_BT
+    )
+    (stack_out_BTPD,) = state["intermediates"]["transformer"]["__call__"]
+    assert stack_out_BTPD.shape[2] == N + 1
+    kernel_DV, bias_V = np.asarray(params["head"]["kernel"]), np.asarray(params["head"]["bias"])
+
+    def head_on(x_BTND):
+        return np.asarray(x_BTND, np.float32) @ kernel_DV + bias_V
+
+    np.testing.assert_allclose(logits, head_on(stack_out_BTPD[:, :, 1:]), rtol=1e-4, atol=1e-4)
+    assert np.abs(logits - head_on(stack_out_BTPD[:, :, :-1])).max() > 1e-2
+
+
 @pytest.mark.parametrize(
     ("tokens_shape", "actions_shape", "message"),
     [
