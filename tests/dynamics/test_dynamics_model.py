@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genie_jax.dynamics import ACTION_MODES, DynamicsConfig
+from genie_jax.dynamics import ACTION_MODES, DynamicsConfig, frame_actions
 from tests.dynamics.tiny import A, N, V, random_actions, random_params, random_tokens, tiny_dynamics
 
 B, T = 2, 3
@@ -35,7 +35,7 @@ def _logits_in(dtype: str) -> np.ndarray:
     params = random_params(model, *_inputs())
     tokens_BTN = random_tokens((B, T, N)).copy()
     tokens_BTN[:, 1:, ::2] = model.mask_id  # the mask token is a valid input
-    frame_actions_BT = np.concatenate([np.full((B, 1), A), random_actions((B, T - 1))], 1)
+    frame_actions_BT = frame_actions(random_actions((B, T - 1)), A)
     logits = jax.jit(model.apply)({"params": params}, tokens_BTN, frame_actions_BT)
     return np.asarray(logits)
 
@@ -67,7 +67,7 @@ def test_prepend_mode_reads_the_frame_tokens_outputs_not_the_action_tokens():
     frame (the frame's tokens), not 0..N-1: the action token's own output is the one dropped."""
     model = tiny_dynamics("prepend")
     tokens_BTN = random_tokens((B, T, N))
-    frame_actions_BT = np.concatenate([np.full((B, 1), A), random_actions((B, T - 1))], 1)
+    frame_actions_BT = frame_actions(random_actions((B, T - 1)), A)
     params = random_params(model, tokens_BTN, frame_actions_BT)
     logits, state = jax.jit(functools.partial(model.apply, capture_intermediates=True))(
         {"params": params}, tokens_BTN, frame_actions_BT
