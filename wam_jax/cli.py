@@ -1,7 +1,7 @@
 """The `wam` command.
 
   wam data babyai --out DIR --level BabyAI-GoToLocal-v0 --episodes N [--seeds A:B] [--clip-len T]
-      [--expert-noise P]
+      [--expert-noise P] [--blocker-noise Q]
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
@@ -44,6 +44,7 @@ def _data(args: argparse.Namespace) -> None:
         seeds=args.seeds,
         clip_len=args.clip_len,
         expert_noise=args.expert_noise,
+        blocker_noise=args.blocker_noise,
     )
     print(f"dataset: {path}")
     bot = read_metadata(path).get("bot", {})
@@ -215,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="per-step probability of a random movement the bot then recovers from (DART)",
+    )
+    babyai.add_argument(
+        "--blocker-noise",
+        type=float,
+        default=0.0,
+        help="per-step probability, next to an object the mission does not name, of a move "
+        "that meets it (forward into it, or the turn that faces it); the bot recovers",
     )
 
     commands.add_parser(

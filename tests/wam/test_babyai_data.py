@@ -37,7 +37,7 @@ def babyai_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def _dataset_dir(data_dir) -> pathlib.Path:
-    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.2.0"
+    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.3.0"
 
 
 def _read_all(data_dir, split: str) -> list[dict]:
@@ -110,11 +110,58 @@ def test_noisy_actions_replay_to_the_stored_frames(seed):
     np.testing.assert_array_equal(example["expert_actions"], episode.expert_actions_T[:4])
 
 
+def _facing_a_blocker(world) -> bool:
+    """The agent faces an object it could carry that the mission does not name."""
+    named = babyai_env.named_object_cells(world)
+    x, y = world.front_pos
+    cell = world.grid.get(int(x), int(y))
+    return cell is not None and cell.can_pickup() and not named[y, x]
+
+
+def test_blocker_noise_meets_objects_the_mission_does_not_name():
+    """Every step that blocker noise changed leaves the agent facing such an object (a turn
+    towards it, or a forward into it that changes nothing); the bot still completes the
+    missions, and its choices from those states are recorded."""
+    seeds = range(60)
+    episodes = [play_episode(LEVEL, seed, blocker_noise=0.3) for seed in seeds]
+    again = play_episode(LEVEL, 5, blocker_noise=0.3)
+    np.testing.assert_array_equal(again.actions_T, episodes[5].actions_T)
+    met, expert_after = 0, []
+    for seed, episode in zip(seeds, episodes, strict=True):
+        env = gym.make(LEVEL)
+        with contextlib.redirect_stdout(io.StringIO()):
+            env.reset(seed=seed)
+        for t, action in enumerate(episode.actions_T):
+            env.step(int(action))
+            frame = env.unwrapped.get_frame(highlight=False, tile_size=8)
+            np.testing.assert_array_equal(frame, episode.frames_THWC[t + 1], err_msg=f"{seed}/{t}")
+            if action == episode.expert_actions_T[t]:
+                continue
+            met += 1
+            assert action in (babyai_env.LEFT, babyai_env.RIGHT, babyai_env.FORWARD)
+            assert _facing_a_blocker(env.unwrapped), f"seed {seed}, step {t}"
+            if action == babyai_env.FORWARD:  # blocked: nothing moved
+                np.testing.assert_array_equal(frame, episode.frames_THWC[t])
+            if t + 1 < len(episode.actions_T):
+                expert_after.append(int(episode.expert_actions_T[t + 1]))
+    assert met >= 20  # about a third of GoToLocal's episodes pass next to a distractor
+    # Facing a blocker, the bot never walks on: it turns away or picks the blocker up.
+    assert expert_after and babyai_env.FORWARD not in expert_after
+    assert np.mean([e.success for e in episodes]) >= 0.9
+    # Without it, the same seeds play the bot's own episodes.
+    clean = play_episode(LEVEL, 5, blocker_noise=0.0)
+    np.testing.assert_array_equal(clean.actions_T, clean.expert_actions_T)
+
+
 def test_bad_expert_noise_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"expert_noise must be in \[0, 1\), got 1.5"):
         build_babyai(tmp_path, LEVEL, episodes=5, expert_noise=1.5)
     with pytest.raises(DataError, match="expert_noise must be in"):
         play_episode(LEVEL, 0, expert_noise=-0.1)
+    with pytest.raises(DataError, match=r"blocker_noise must be in \[0, 1\), got 1.0"):
+        build_babyai(tmp_path, LEVEL, episodes=5, blocker_noise=1.0)
+    with pytest.raises(DataError, match="blocker_noise must be in"):
+        play_episode(LEVEL, 0, blocker_noise=-0.5)
     assert not any(tmp_path.iterdir())
 
 
@@ -332,10 +379,12 @@ def test_rebuilding_with_other_settings_is_refused(babyai_dir):
         build_babyai(babyai_dir, **dict(SETTINGS, seeds=(0, 40)))
     with pytest.raises(DataError, match="built with other settings.*expert_noise 0.0 not 0.2"):
         build_babyai(babyai_dir, **dict(SETTINGS, expert_noise=0.2))
+    with pytest.raises(DataError, match="built with other settings.*blocker_noise 0.0 not 0.3"):
+        build_babyai(babyai_dir, **dict(SETTINGS, blocker_noise=0.3))
 
 
 def test_stale_unfinished_build_is_removed(tmp_path):
-    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.2.0"
+    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.3.0"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("left by a killed build")
     with pytest.raises(DataError, match="unfinished babyai_episodes build"):
@@ -350,7 +399,7 @@ def test_cli_writes_a_dataset_and_reports_the_bot(tmp_path, capsys):
     argv = ["data", "babyai", "--out", str(tmp_path), "--episodes", "3", "--seeds", "50:53"]
     assert main([*argv, "--level", LEVEL, "--clip-len", "8"]) == 0
     out = capsys.readouterr().out
-    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.2.0'}" in out
+    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.3.0'}" in out
     for split in SPLITS:
         assert f"{split}: bot success 1.000, mean length" in out
     assert len(open_babyai_split(tmp_path, "train", clip_len=8)) >= 1

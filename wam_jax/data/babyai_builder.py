@@ -1,13 +1,13 @@
 """TFDS builder that writes BabyAI expert-bot episodes to ArrayRecord files.
 
 Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
-`BabyAI-GoToLocal-v0`), version 1.2.0. Each example is one window of `T` frames of one episode
+`BabyAI-GoToLocal-v0`), version 1.3.0. Each example is one window of `T` frames of one episode
 (see `babyai_env`); the last window of an episode is padded with its last frame:
 
   video       uint8 [T, 64, 64, 3]   full-view renders; frame 0 of window 0 is the reset frame
   actions     int32 [T]              actions[t] moves frame t to t+1; -1 where there is none
   expert_actions int32 [T]           the bot's choice at frame t (differs from actions only
-                                     where an expert-noise step replaced it); -1 as actions
+                                     where a noise step replaced it); -1 as actions
   targets     uint8 [T, G, G]        1 on the grid cells (row, column) holding an object the
                                      mission names (`babyai_env.named_object_cells`)
   length      int64                  valid (unpadded) frames in this window
@@ -23,15 +23,16 @@ plan_splits`): validation and test each get `max(1, (B - A) // 10)` of the seeds
 `[s, s + n)` plays seed `s + i % n`, so a larger build contains every episode of a smaller one.
 
 With `expert_noise` p > 0 (DART-style data, `babyai_env.play_episode`) each step is a random
-movement with probability p and the bot recovers from it; validation and test are played with
-the same noise.
+movement with probability p and the bot recovers from it; with `blocker_noise` q > 0 a step next
+to an object the mission does not name meets it with probability q (`babyai_env.blocker_move`).
+Validation and test are played with the same noise.
 
 The metadata (`metadata.json`, `ClipSource.metadata` when read) holds the generation settings
-(level, clip_len, frame_size, seeds, episodes, expert_noise, per-split plans) and, under `bot`,
-what was measured while building each split: the bot's success rate, the mean episode length in
-actions, how many episodes the bot gave up on, and the share of actions a noise step changed.
-TFDS writes the metadata after every split has been generated, so the generator fills these
-in as it finishes a split.
+(level, clip_len, frame_size, seeds, episodes, expert_noise, blocker_noise, per-split plans)
+and, under `bot`, what was measured while building each split: the bot's success rate, the mean
+episode length in actions, how many episodes the bot gave up on, and the share of actions a
+noise step changed. TFDS writes the metadata after every split has been generated, so the
+generator fills these in as it finishes a split.
 """
 
 import dataclasses
@@ -50,7 +51,15 @@ from wam_jax.data import babyai_env
 
 DATASET_NAME = "babyai_episodes"
 # The metadata keys that fix the content; a rebuild must match them all.
-_SETTINGS = ("level", "clip_len", "frame_size", "seeds", "episodes", "expert_noise")
+_SETTINGS = (
+    "level",
+    "clip_len",
+    "frame_size",
+    "seeds",
+    "episodes",
+    "expert_noise",
+    "blocker_noise",
+)
 
 
 def config_name(level: str, clip_len: int) -> str:
@@ -69,6 +78,8 @@ class BabyaiConfig(tfds.core.BuilderConfig):
     seeds: tuple[int, int] = (0, 100_000)  # env seeds [start, stop) shared out among the splits
     episodes: int = 1000  # total over all splits
     expert_noise: float = 0.0  # per-step probability of a random movement instead of the bot's
+    # per-step probability, next to an object the mission does not name, of a move that meets it
+    blocker_noise: float = 0.0
 
     def generation_metadata(self) -> dict[str, object]:
         """The settings as JSON-able values, with the per-split seed ranges spelled out."""
@@ -80,6 +91,7 @@ class BabyaiConfig(tfds.core.BuilderConfig):
             "seeds": list(self.seeds),
             "episodes": self.episodes,
             "expert_noise": self.expert_noise,
+            "blocker_noise": self.blocker_noise,
             "splits": {name: dataclasses.asdict(plan) for name, plan in plans.items()},
             "bot": {},  # per split, filled in by the generator
         }
@@ -89,11 +101,13 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
     """BabyAI expert-bot episodes; see the module docstring for the layout and the splits."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("1.3.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release.",
         "1.1.0": "`targets`: the cells of the objects the mission names, per frame.",
         "1.2.0": "`expert_actions` and the `expert_noise` setting (DART-style episodes).",
+        "1.3.0": "The `blocker_noise` setting (steps that meet an object the mission does not "
+        "name).",
     }
     # TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it uses
     # but does not declare (tensorflow/datasets#11212). Naming the file here skips that lookup.
@@ -139,7 +153,11 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
         for spec in tqdm.tqdm(specs, desc=f"babyai {split}", unit="episode"):
             seed = spec.level_seed  # CoinRun's split plan calls the env seed a level seed
             episode = babyai_env.play_episode(
-                cfg.level, seed, cfg.frame_size, expert_noise=cfg.expert_noise
+                cfg.level,
+                seed,
+                cfg.frame_size,
+                expert_noise=cfg.expert_noise,
+                blocker_noise=cfg.blocker_noise,
             )
             successes += episode.success
             lengths += len(episode.actions_T)
@@ -171,6 +189,7 @@ def build_babyai(
     seeds: tuple[int, int] = (0, 100_000),
     clip_len: int = 16,
     expert_noise: float = 0.0,
+    blocker_noise: float = 0.0,
 ) -> pathlib.Path:
     """Plays and writes the BabyAI dataset under `out_dir`; returns the dataset directory.
 
@@ -182,6 +201,8 @@ def build_babyai(
         raise DataError(f"clip_len must be >= 1, got {clip_len}")
     if not 0.0 <= expert_noise < 1.0:
         raise DataError(f"expert_noise must be in [0, 1), got {expert_noise}")
+    if not 0.0 <= blocker_noise < 1.0:
+        raise DataError(f"blocker_noise must be in [0, 1), got {blocker_noise}")
     babyai_env.check_level(level)  # registered, and its grid tiles the frame
     config = BabyaiConfig(
         name=config_name(level, clip_len),
@@ -191,6 +212,7 @@ def build_babyai(
         seeds=(int(seeds[0]), int(seeds[1])),
         episodes=episodes,
         expert_noise=float(expert_noise),
+        blocker_noise=float(blocker_noise),
     )
     wanted = config.generation_metadata()  # validates the seed range and episode count
     builder = BabyaiEpisodes(config=config, data_dir=str(out_dir))

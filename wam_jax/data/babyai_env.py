@@ -5,10 +5,10 @@ stores the full-view render after reset and after every action, the bot's action
 string, and whether the bot reached the goal. Levels come from `minigrid`'s BabyAI suite
 (Chevalier-Boisvert et al., 2019); the bot is its scripted expert (`BabyAIBot`).
 
-Everything is a pure function of `(level, seed, expert_noise)`: `env.reset(seed=seed)` fixes the
-layout and the mission, the bot plans deterministically from the grid, and the noise draws come
-from a generator seeded by `seed`, so any process can regenerate any episode and a stored
-action sequence replays exactly in a fresh env.
+Everything is a pure function of `(level, seed, expert_noise, blocker_noise)`:
+`env.reset(seed=seed)` fixes the layout and the mission, the bot plans deterministically from
+the grid, and the noise draws come from generators seeded by `seed`, so any process can
+regenerate any episode and a stored action sequence replays exactly in a fresh env.
 
 Expert noise (DART, Laskey et al., 2017): with `expert_noise` p > 0, each step takes a uniformly
 random movement (left, right, forward) with probability p instead of the bot's action, and the
@@ -17,6 +17,14 @@ reaches (turned away, facing a wall, a forward move that changes nothing) and th
 back from them, which is what a cloned policy needs once its own mistakes take it off the
 demonstrated path. `actions` are the actions taken (what moves one frame to the next);
 `expert_actions` the bot's choice at every frame, which a policy learns where labels are kept.
+
+Blocker noise: uniform noise draws moves in open space and almost never leaves the agent
+facing an object, yet a cloned policy's failed episodes are mostly that: forward into an
+object it does not recognise as blocking, again and again (RESULTS.md, "Expert-noise (DART)
+data"). With `blocker_noise` q > 0, a step where an object the mission does not name is in
+front of or beside the agent is, with probability q, a move that meets it: forward when the
+agent faces it (a move that changes nothing), else the turn that faces it. The bot's choice
+from those states (turn away, or pick the blocker up) is then in the data.
 """
 
 import contextlib
@@ -34,6 +42,7 @@ NO_ACTION = -1  # in `actions` where a frame has no successor: an episode's last
 # What a noise step draws from: turning and moving, the actions that change the agent's pose.
 # (Picking up, dropping or toggling at random would change the level's objects.)
 NOISE_ACTIONS = (0, 1, 2)
+LEFT, RIGHT, FORWARD = 0, 1, 2
 
 _LEVEL_NAME = re.compile(r"^BabyAI-(?P<stem>.+)-v\d+$")
 
@@ -154,11 +163,45 @@ def expert_action(env) -> int | None:
         return None
 
 
+def _is_blocker(world, tracked: list, x: int, y: int) -> bool:
+    """An object at cell (x, y) that the agent could carry and the mission does not name."""
+    if not (0 <= x < world.width and 0 <= y < world.height):
+        return False
+    cell = world.grid.get(x, y)
+    return cell is not None and cell.can_pickup() and not any(cell is obj for obj in tracked)
+
+
+def blocker_move(world, prefer_right: bool = False) -> int | None:
+    """The move that meets an object the mission does not name, next to the agent: FORWARD
+    when the agent faces one (it changes nothing), else the turn that faces one (LEFT first, or
+    RIGHT first with `prefer_right`, when both sides hold one); None when none is in front of
+    or beside the agent."""
+    from minigrid.core.constants import DIR_TO_VEC
+
+    tracked = [obj for desc in _object_descriptions(world.instrs) for obj in desc.obj_set]
+    (x, y), direction = world.agent_pos, world.agent_dir
+    front_x, front_y = world.front_pos
+    if _is_blocker(world, tracked, int(front_x), int(front_y)):
+        return FORWARD
+    turns = [(LEFT, (direction - 1) % 4), (RIGHT, (direction + 1) % 4)]
+    for action, side in reversed(turns) if prefer_right else turns:
+        dx, dy = DIR_TO_VEC[side]
+        if _is_blocker(world, tracked, int(x + dx), int(y + dy)):
+            return action
+    return None
+
+
 def play_episode(
-    level: str, seed: int, frame_size: int = FRAME_SIZE, expert_noise: float = 0.0
+    level: str,
+    seed: int,
+    frame_size: int = FRAME_SIZE,
+    expert_noise: float = 0.0,
+    blocker_noise: float = 0.0,
 ) -> Episode:
     """Plays one episode of `level` with layout `seed`, the expert bot choosing every action
-    except, with probability `expert_noise` per step, a random one of `NOISE_ACTIONS`.
+    except, with probability `expert_noise` per step, a random one of `NOISE_ACTIONS`, and,
+    with probability `blocker_noise` where an object the mission does not name is in front of
+    or beside the agent, the `blocker_move` that meets it.
 
     The episode ends when the env terminates (mission done or failed) or truncates at its own
     `max_steps`. The bot asserts its plan is consistent with the grid and can raise on rare
@@ -168,8 +211,12 @@ def play_episode(
 
     if not 0.0 <= expert_noise < 1.0:
         raise DataError(f"expert_noise must be in [0, 1), got {expert_noise}")
+    if not 0.0 <= blocker_noise < 1.0:
+        raise DataError(f"blocker_noise must be in [0, 1), got {blocker_noise}")
     # Seeded by the episode's seed alone, so an episode replays whatever else was played.
     noise_rng = np.random.default_rng([int(seed), 0x5EED])
+    # Its own stream, so adding blocker noise leaves the uniform noise's draws as they were.
+    blocker_rng = np.random.default_rng([int(seed), 0xB10C])
     env = make_env(level)
     try:
         tile = tile_size(env, level, frame_size)
@@ -198,7 +245,15 @@ def play_episode(
             # Both draws every step, so the noise of step t does not depend on earlier draws.
             noisy = noise_rng.random() < expert_noise
             random_action = int(noise_rng.choice(NOISE_ACTIONS))
-            action = random_action if noisy else expert
+            meets_blocker = blocker_rng.random() < blocker_noise
+            prefer_right = bool(blocker_rng.random() < 0.5)
+            blocker = blocker_move(world, prefer_right) if meets_blocker else None
+            if noisy:
+                action = random_action
+            elif blocker is not None:
+                action = blocker
+            else:
+                action = expert
             _, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
             actions.append(action)
