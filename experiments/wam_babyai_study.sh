@@ -11,8 +11,9 @@
 # "0.01 0.1 1.0"), EVAL_EPISODES (default 100), LATENT (default 1; 0 skips the latent-action
 # route), NAMED (default 1; 0 skips BC on the WAM's named actions below 100% labels),
 # EPISODES (default 1000 for smoke, 10000 for cpu), NOISE (default 0: the data's
-# `--expert-noise`, a DART-style build whose episodes the bot recovers from random movements)
-# and OVERRIDES (extra `--config.KEY=VALUE` arguments for every training run, e.g.
+# `--expert-noise`, a DART-style build whose episodes the bot recovers from random movements),
+# BLOCKER (default 0: the data's `--blocker-noise`, steps that meet objects the mission does not
+# name) and OVERRIDES (extra `--config.KEY=VALUE` arguments for every training run, e.g.
 # "--config.wam.num_steps=1200").
 set -euo pipefail
 
@@ -24,6 +25,7 @@ EVAL_EPISODES=${EVAL_EPISODES:-100}
 LATENT=${LATENT:-1}
 NAMED=${NAMED:-1}
 NOISE=${NOISE:-0}
+BLOCKER=${BLOCKER:-0}
 cd "$(dirname "$0")/.."
 
 # cpu: 10000 episodes, where the rotary backbone stops memorizing (RESULTS.md).
@@ -39,7 +41,7 @@ stage() { echo "== $1 ($(( $(date +%s) - started ))s)"; }
 
 stage "data -> ${OUT}/data"
 uv run wam data babyai --out "${OUT}/data" --level BabyAI-GoToLocal-v0 --episodes "${EPISODES}" \
-  --clip-len 8 --expert-noise "${NOISE}"
+  --clip-len 8 --expert-noise "${NOISE}" --blocker-noise "${BLOCKER}"
 COMMON=(--config "${CONFIG}" --config.data_dir "${OUT}/data" "${EXTRA[@]}")
 for part in tokenizer lam; do
   stage "${part} -> ${OUT}/${part}"
