@@ -140,6 +140,7 @@ class WAMAgent:
         )
         tokens_BTN = jnp.where(video_hidden_BTN, self.video_mask_id, aux["tokens"])
         action_rng, frame_rng, rng = jax.random.split(rng, 3)
+        last_seen_BT = jnp.arange(frames)[None, :] == (length_B - 2)[:, None]
         if self.action_source == "imagination":
             # o_{t+1} imagined with its slot hidden, then the action head reads that slot with
             # o_{t+1} shown: the action between the last frame and the imagined one.
@@ -156,7 +157,6 @@ class WAMAgent:
         else:
             # The policy head at the last observed frame: a_t from frames <= t (causal in
             # time, so the hidden query frame after it plays no part).
-            last_seen_BT = jnp.arange(frames)[None, :] == (length_B - 2)[:, None]
             action_logits_BR = jnp.sum(
                 jnp.where(last_seen_BT[:, :, None], logits["next_actions"], 0.0), axis=1
             )
@@ -168,6 +168,13 @@ class WAMAgent:
             chosen_B = jnp.argmax(action_logits_BR, axis=-1).astype(jnp.int32)
         action_B = jnp.where(given_B >= 0, given_B, chosen_B)
         out = {"actions": action_B, "action_probs": jax.nn.softmax(action_logits_BR)}
+        if "targets" in logits:
+            # Where the target head points in the last observed frame: the video token it
+            # takes for the named object (a diagnostic of grounding, see `closed_loop`).
+            target_logits_BN = jnp.sum(
+                jnp.where(last_seen_BT[:, :, None], logits["targets"], 0.0), axis=1
+            )
+            out["target_token"] = jnp.argmax(target_logits_BN, axis=-1).astype(jnp.int32)
         if not imagine:
             return out
         # The world-model query: the frame the chosen (or given) action leads to.
@@ -204,7 +211,8 @@ class WAMAgent:
         imagine: bool = False,
         given_actions: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Next actions [B] (and imagined next frames [B, H, W, 3] in [0, 1]).
+        """Next actions [B] (and imagined next frames [B, H, W, 3] in [0, 1]; with a target
+        head, `target_token` [B]: the video token of the last frame it points at).
 
         histories[b]: the observed frames of episode b so far, uint8 [t_b + 1, H, W, 3];
         past_actions[b]: the t_b actions taken between them. `given_actions` [B]: imagine the

@@ -24,6 +24,13 @@ model compiles once. Reported per run:
                        choice, over the episodes that have one): where closed-loop episodes
                        leave the demonstrations' path. Several actions can be as good as the
                        bot's (a turn either way), so this is a floor on good choices.
+  grounding            (WAMs with a target head) where the head points in the last frame
+                       before each action: `target_on_named` (share of steps it points at a
+                       cell of an object the mission names), the same over failed episodes'
+                       steps, and `stalled_on_pointed` (of the failed episodes' steps that
+                       changed nothing while the agent faced an object, the share where the
+                       head pointed at that object: high means the policy takes the blocker
+                       for its target, low that it knows the target and cannot get round)
 """
 
 import contextlib
@@ -33,7 +40,14 @@ import jax
 import numpy as np
 
 from wam_jax.agent import WAMAgent
-from wam_jax.data.babyai_env import NUM_ACTIONS, expert_action, make_env, tile_size
+from wam_jax.data.babyai_env import (
+    NUM_ACTIONS,
+    expert_action,
+    make_env,
+    named_object_cells,
+    tile_size,
+)
+from wam_jax.data.pipeline import cells_to_tokens
 
 
 def _psnr(target_HWC: np.ndarray, prediction_HWC: np.ndarray) -> float:
@@ -54,6 +68,11 @@ class _Episode:
         self.actions: list[int] = []
         self.expert_actions: list[int | None] = []  # the bot's choice before each action
         self.imagined: list[np.ndarray] = []
+        # Before each action, with a target head: does it point at a named object's cell, and
+        # at the cell the agent faces (which holds an object or not)?
+        self.target_on_named: list[bool] = []
+        self.target_on_faced: list[bool] = []
+        self.facing_object: list[bool] = []
         self.done = False
         self.success = False
 
@@ -67,6 +86,27 @@ class _Episode:
             self.frames.append(self._render())
         self.done = terminated or truncated
         self.success = self.done and reward > 0
+
+    def note_target(self, token: int, patch_size: int) -> None:
+        """Records where the target head points (`token` of the current frame)."""
+        world = self.env.unwrapped
+        frame_size = self.tile * world.width
+        named_N = cells_to_tokens(named_object_cells(world)[None], frame_size, patch_size)[0]
+        faced_GG = np.zeros((world.height, world.width), np.uint8)
+        x, y = (int(v) for v in world.front_pos)
+        if 0 <= x < world.width and 0 <= y < world.height:
+            faced_GG[y, x] = 1
+            cell = world.grid.get(x, y)
+            self.facing_object.append(cell is not None and cell.can_pickup())
+        else:
+            self.facing_object.append(False)
+        faced_N = cells_to_tokens(faced_GG[None], frame_size, patch_size)[0]
+        self.target_on_named.append(bool(named_N[token]))
+        self.target_on_faced.append(bool(faced_N[token]))
+
+    def stalled(self) -> list[bool]:
+        """Per action: it left the frame as it was (a move into a wall or an object)."""
+        return [bool(np.array_equal(a, b)) for a, b in zip(self.frames[:-1], self.frames[1:])]
 
 
 STEP_BUDGETS = (8, 16, 32)
@@ -98,9 +138,32 @@ def expert_agreement(episodes: list["_Episode"]) -> dict[str, float | None]:
     }
 
 
+def grounding(episodes: list["_Episode"]) -> dict[str, float | None]:
+    """Where the target head pointed (module docstring); empty without a target head."""
+    if not any(ep.target_on_named for ep in episodes):
+        return {}
+    failed = [ep for ep in episodes if not ep.success]
+
+    def share(values: list[bool]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    stalled_facing = [
+        on_faced
+        for ep in failed
+        for on_faced, facing, stalled in zip(ep.target_on_faced, ep.facing_object, ep.stalled())
+        if facing and stalled
+    ]
+    return {
+        "target_on_named": share([v for ep in episodes for v in ep.target_on_named]),
+        "target_on_named_failed": share([v for ep in failed for v in ep.target_on_named]),
+        "stalled_on_pointed": share(stalled_facing),
+        "stalled_facing_steps": len(stalled_facing),
+    }
+
+
 def episode_record(episode: "_Episode") -> dict:
     """One played episode as a JSON-ready row (`wam eval` writes one per line)."""
-    return {
+    record = {
         "seed": episode.seed,
         "mission": episode.mission,
         "success": bool(episode.success),
@@ -109,6 +172,13 @@ def episode_record(episode: "_Episode") -> dict:
         "expert_actions": list(episode.expert_actions),
         "first_disagreement": first_disagreement(episode),
     }
+    if episode.render:
+        record["stalled"] = episode.stalled()
+    if episode.target_on_named:
+        record["target_on_named"] = list(episode.target_on_named)
+        record["target_on_faced"] = list(episode.target_on_faced)
+        record["facing_object"] = list(episode.facing_object)
+    return record
 
 
 def success_within(episodes: list["_Episode"]) -> dict[str, float]:
@@ -177,6 +247,7 @@ def play_wam(
     own limit), so `success_within` for budgets up to it is unchanged and costs less to
     measure."""
     size = agent.config.frame_size
+    patch_size = agent.system.tokenizer_config.patch_size
     episodes = [_Episode(level, s, size) for s in seeds]
     words = agent.encode_missions([ep.mission for ep in episodes])
     rng = jax.random.key(seed)
@@ -195,6 +266,8 @@ def play_wam(
             if ep.done:
                 continue
             ep.expert_actions.append(expert_action(ep.env))
+            if "target_token" in out:
+                ep.note_target(int(out["target_token"][b]), patch_size)
             ep.step(out["actions"][b])
             if imagine:
                 imagined = out["imagined"][b]
@@ -214,6 +287,7 @@ def play_wam(
         "success_within": success_within(episodes),
         "episodes": len(episodes),
         **expert_agreement(episodes),
+        **grounding(episodes),
     }
     if imagine:
         metrics["video_psnr_by_step"] = [s / c for s, c in zip(psnr_sums, psnr_counts)]

@@ -24,12 +24,14 @@ from tests.conftest import xla_flags
 from tests.wam.learns_worker import EVAL_EPISODES, EVAL_MAX_STEPS
 from wam_jax.closed_loop import (
     STEP_BUDGETS,
+    _Episode,
     expert_agreement,
     first_disagreement,
+    grounding,
     play_random,
     success_within,
 )
-from wam_jax.data.babyai_env import expert_action, make_env, play_episode
+from wam_jax.data.babyai_env import expert_action, make_env, named_object_cells, play_episode
 from wam_jax.evaluate import evaluate_wam
 
 pytestmark = pytest.mark.long_running(seconds=230)  # see tests/conftest.py
@@ -97,6 +99,56 @@ def test_expert_agreement_counts_the_bots_choices():
         "agreeing_episodes": 1 / 3,
         "first_disagreement_mean": 1.0,
     }
+
+
+@pytest.mark.parametrize("patch_size", [8, 16])
+def test_note_target_maps_the_pointed_token_to_the_named_and_the_faced_cells(patch_size):
+    episode = _Episode("BabyAI-GoToLocal-v0", 100_003, 64)
+    world = episode.env.unwrapped
+    side = 64 // patch_size  # tokens per row; a cell is 8 pixels
+    row, column = np.argwhere(named_object_cells(world))[0]
+    named_token = (row * 8 // patch_size) * side + column * 8 // patch_size
+    x, y = world.front_pos
+    faced_token = (y * 8 // patch_size) * side + x * 8 // patch_size
+    corner_token = 0  # the top-left wall: neither
+    for token in (named_token, faced_token, corner_token):
+        episode.note_target(int(token), patch_size)
+    assert episode.target_on_named[0] and not episode.target_on_named[2]
+    assert episode.target_on_faced[1] and not episode.target_on_faced[2]
+    faced_cell = world.grid.get(int(x), int(y))
+    assert episode.facing_object == [faced_cell is not None and faced_cell.can_pickup()] * 3
+    episode.env.close()
+
+
+def test_grounding_counts_where_the_target_head_pointed():
+    def played(success, on_named, on_faced, facing, stalled):
+        return SimpleNamespace(
+            success=success,
+            target_on_named=on_named,
+            target_on_faced=on_faced,
+            facing_object=facing,
+            stalled=lambda: stalled,
+        )
+
+    episodes = [
+        played(True, [True, True], [False, True], [False, True], [False, False]),
+        # Failed: stalled facing an object twice, pointing at it once; one stall at a wall.
+        played(
+            False,
+            [False, True, False, True],
+            [False, True, False, False],
+            [False, True, True, False],
+            [True, True, True, True],
+        ),
+    ]
+    assert grounding(episodes) == {
+        "target_on_named": 4 / 6,
+        "target_on_named_failed": 2 / 4,
+        "stalled_on_pointed": 1 / 2,
+        "stalled_facing_steps": 2,
+    }
+    no_head = [played(True, [], [], [], [False])]
+    assert grounding(no_head) == {}
 
 
 def test_expert_action_follows_the_bot_along_its_own_episodes():

@@ -170,6 +170,11 @@ def test_wam_eval_writes_metrics(runs):
         assert row["length"] == len(row["actions"]) == len(row["expert_actions"]) > 0
     assert metrics["success_rate"] == np.mean([row["success"] for row in rows])
     assert 0.0 <= metrics["expert_agreement"] <= 1.0
+    # The smoke preset's target head: where it pointed before every action.
+    assert 0.0 <= metrics["target_on_named"] <= 1.0
+    for row in rows:
+        for key in ("stalled", "target_on_named", "target_on_faced", "facing_object"):
+            assert len(row[key]) == row["length"], key
     table = runs[0] / "study.json"
     assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
     (row,) = json.loads(table.read_text())
