@@ -95,16 +95,22 @@ def test_expert_noise_takes_random_movements_the_bot_recovers_from(level):
     assert all(e.bot_error is None for e in episodes)
 
 
+def _replayed(seed: int, actions_T: np.ndarray):
+    """A fresh GoToLocal env reset to `seed` after each of `actions_T`: (world, frame) pairs."""
+    env = gym.make(LEVEL)
+    with contextlib.redirect_stdout(io.StringIO()):
+        env.reset(seed=seed)
+    for action in actions_T:
+        env.step(int(action))
+        yield env.unwrapped, env.unwrapped.get_frame(highlight=False, tile_size=8)
+    env.close()
+
+
 @pytest.mark.parametrize("seed", [2, 11])
 def test_noisy_actions_replay_to_the_stored_frames(seed):
     episode = play_episode(LEVEL, seed, expert_noise=0.5)
     assert (episode.actions_T != episode.expert_actions_T).any()
-    env = gym.make(LEVEL)
-    with contextlib.redirect_stdout(io.StringIO()):
-        env.reset(seed=seed)
-    for t, action in enumerate(episode.actions_T):
-        env.step(int(action))
-        frame = env.unwrapped.get_frame(highlight=False, tile_size=8)
+    for t, (_, frame) in enumerate(_replayed(seed, episode.actions_T)):
         np.testing.assert_array_equal(frame, episode.frames_THWC[t + 1], err_msg=f"step {t}")
     (example, *_) = cut_examples(episode, 4, seed=seed, episode_index=0)
     np.testing.assert_array_equal(example["expert_actions"], episode.expert_actions_T[:4])
@@ -128,18 +134,14 @@ def test_blocker_noise_meets_objects_the_mission_does_not_name():
     np.testing.assert_array_equal(again.actions_T, episodes[5].actions_T)
     met, expert_after = 0, []
     for seed, episode in zip(seeds, episodes, strict=True):
-        env = gym.make(LEVEL)
-        with contextlib.redirect_stdout(io.StringIO()):
-            env.reset(seed=seed)
-        for t, action in enumerate(episode.actions_T):
-            env.step(int(action))
-            frame = env.unwrapped.get_frame(highlight=False, tile_size=8)
+        for t, (world, frame) in enumerate(_replayed(seed, episode.actions_T)):
+            action = episode.actions_T[t]
             np.testing.assert_array_equal(frame, episode.frames_THWC[t + 1], err_msg=f"{seed}/{t}")
             if action == episode.expert_actions_T[t]:
                 continue
             met += 1
             assert action in (babyai_env.LEFT, babyai_env.RIGHT, babyai_env.FORWARD)
-            assert _facing_a_blocker(env.unwrapped), f"seed {seed}, step {t}"
+            assert _facing_a_blocker(world), f"seed {seed}, step {t}"
             if action == babyai_env.FORWARD:  # blocked: nothing moved
                 np.testing.assert_array_equal(frame, episode.frames_THWC[t])
             if t + 1 < len(episode.actions_T):
