@@ -121,6 +121,11 @@ def _object_descriptions(instr) -> list:
     return found
 
 
+def _named_objects(world) -> list:
+    """The objects the instruction's verifier matched at reset (all of them, for "a red ball")."""
+    return [obj for desc in _object_descriptions(world.instrs) for obj in desc.obj_set]
+
+
 def named_object_cells(world) -> np.ndarray:
     """uint8 [G, G] (row, column): 1 where a cell holds an object the mission names.
 
@@ -129,7 +134,7 @@ def named_object_cells(world) -> np.ndarray:
     cell. Simulator knowledge, for training only: the auxiliary target loss
     (`config.wam.target_loss_weight`) asks the model to point at these cells.
     """
-    tracked = [obj for desc in _object_descriptions(world.instrs) for obj in desc.obj_set]
+    tracked = _named_objects(world)
     cells_GG = np.zeros((world.height, world.width), np.uint8)
     for x in range(world.width):
         for y in range(world.height):
@@ -178,7 +183,7 @@ def blocker_move(world, prefer_right: bool = False) -> int | None:
     or beside the agent."""
     from minigrid.core.constants import DIR_TO_VEC
 
-    tracked = [obj for desc in _object_descriptions(world.instrs) for obj in desc.obj_set]
+    tracked = _named_objects(world)
     (x, y), direction = world.agent_pos, world.agent_dir
     front_x, front_y = world.front_pos
     if _is_blocker(world, tracked, int(front_x), int(front_y)):
