@@ -1,7 +1,7 @@
 """The `wam` command.
 
   wam data babyai --out DIR --level BabyAI-GoToLocal-v0 --episodes N [--seeds A:B] [--clip-len T]
-      [--expert-noise P] [--blocker-noise Q]
+      [--expert bot|full_view] [--expert-noise P] [--blocker-noise Q]
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
@@ -45,6 +45,7 @@ def _data(args: argparse.Namespace) -> None:
         clip_len=args.clip_len,
         expert_noise=args.expert_noise,
         blocker_noise=args.blocker_noise,
+        expert=args.expert,
     )
     print(f"dataset: {path}")
     bot = read_metadata(path).get("bot", {})
@@ -211,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=parse_seed_range, default=(0, 100_000), help="env seeds A:B"
     )
     babyai.add_argument("--clip-len", type=int, default=16, help="frames per example")
+    babyai.add_argument(
+        "--expert",
+        default="bot",
+        help="who plays and labels: `bot`, one BabyAI bot through each episode (BabyAI's "
+        "demonstrations); `full_view`, a bot made afresh at every state that sees the whole "
+        "room (its choice depends on the frame and mission alone)",
+    )
     babyai.add_argument(
         "--expert-noise",
         type=float,

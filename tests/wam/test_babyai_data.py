@@ -37,7 +37,7 @@ def babyai_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def _dataset_dir(data_dir) -> pathlib.Path:
-    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.3.0"
+    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.4.0"
 
 
 def _read_all(data_dir, split: str) -> list[dict]:
@@ -155,6 +155,35 @@ def test_blocker_noise_meets_objects_the_mission_does_not_name():
     np.testing.assert_array_equal(clean.actions_T, clean.expert_actions_T)
 
 
+def test_full_view_expert_labels_depend_on_the_state_alone():
+    """The `full_view` expert names, in every state it or the noise led to, what a fresh bot
+    that sees the whole room would do there, and its episodes complete the mission; some of
+    the `bot` expert's labels are not that (they depend on what it has seen so far)."""
+    seeds = range(30)
+    noisy = {
+        expert: [play_episode(LEVEL, s, expert=expert, expert_noise=0.3) for s in seeds]
+        for expert in babyai_env.EXPERTS
+    }
+    differ = {expert: 0 for expert in babyai_env.EXPERTS}
+    for expert, episodes in noisy.items():
+        for seed, episode in zip(seeds, episodes, strict=True):
+            env = gym.make(LEVEL)
+            with contextlib.redirect_stdout(io.StringIO()):
+                env.reset(seed=seed)
+            for action, label in zip(episode.actions_T, episode.expert_actions_T, strict=True):
+                differ[expert] += babyai_env.full_view_action(env.unwrapped) != label
+                env.step(int(action))
+            env.close()
+    assert differ["full_view"] == 0
+    assert differ["bot"] >= 1  # 4 of 259 on these seeds; 4% of the labels over 200 seeds
+    assert all(e.success and e.bot_error is None for e in noisy["full_view"])
+    # Without noise the expert's labels are its actions, and the episodes replay.
+    clean = play_episode(LEVEL, 4, expert="full_view")
+    np.testing.assert_array_equal(clean.actions_T, clean.expert_actions_T)
+    again = play_episode(LEVEL, 4, expert="full_view")
+    np.testing.assert_array_equal(again.frames_THWC, clean.frames_THWC)
+
+
 def test_bad_expert_noise_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"expert_noise must be in \[0, 1\), got 1.5"):
         build_babyai(tmp_path, LEVEL, episodes=5, expert_noise=1.5)
@@ -164,6 +193,10 @@ def test_bad_expert_noise_is_refused(tmp_path):
         build_babyai(tmp_path, LEVEL, episodes=5, blocker_noise=1.0)
     with pytest.raises(DataError, match="blocker_noise must be in"):
         play_episode(LEVEL, 0, blocker_noise=-0.5)
+    with pytest.raises(DataError, match=r"unknown expert 'oracle'; choose from \('bot', "):
+        build_babyai(tmp_path, LEVEL, episodes=5, expert="oracle")
+    with pytest.raises(DataError, match="unknown expert 'Bot'"):
+        play_episode(LEVEL, 0, expert="Bot")
     assert not any(tmp_path.iterdir())
 
 
@@ -321,6 +354,7 @@ def test_metadata_holds_the_bot_figures_measured_while_building(babyai_dir):
         assert bot[split]["mean_length"] == pytest.approx(mean_actions)
         assert bot[split]["bot_errors"] == 0
         assert bot[split]["noise_changed_share"] == 0.0  # built without expert noise
+    assert read_metadata(_dataset_dir(babyai_dir))["expert"] == "bot"
 
 
 def test_records_read_back_with_their_shapes_and_contents(babyai_dir):
@@ -383,10 +417,12 @@ def test_rebuilding_with_other_settings_is_refused(babyai_dir):
         build_babyai(babyai_dir, **dict(SETTINGS, expert_noise=0.2))
     with pytest.raises(DataError, match="built with other settings.*blocker_noise 0.0 not 0.3"):
         build_babyai(babyai_dir, **dict(SETTINGS, blocker_noise=0.3))
+    with pytest.raises(DataError, match="built with other settings.*expert bot not full_view"):
+        build_babyai(babyai_dir, **dict(SETTINGS, expert="full_view"))
 
 
 def test_stale_unfinished_build_is_removed(tmp_path):
-    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.3.0"
+    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.4.0"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("left by a killed build")
     with pytest.raises(DataError, match="unfinished babyai_episodes build"):
@@ -399,9 +435,11 @@ def test_stale_unfinished_build_is_removed(tmp_path):
 
 def test_cli_writes_a_dataset_and_reports_the_bot(tmp_path, capsys):
     argv = ["data", "babyai", "--out", str(tmp_path), "--episodes", "3", "--seeds", "50:53"]
-    assert main([*argv, "--level", LEVEL, "--clip-len", "8"]) == 0
+    assert main([*argv, "--level", LEVEL, "--clip-len", "8", "--expert", "full_view"]) == 0
     out = capsys.readouterr().out
-    assert f"dataset: {tmp_path / 'babyai_episodes' / 'gotolocal_t8' / '1.3.0'}" in out
+    dataset_dir = tmp_path / "babyai_episodes" / "gotolocal_t8" / "1.4.0"
+    assert f"dataset: {dataset_dir}" in out
+    assert read_metadata(dataset_dir)["expert"] == "full_view"
     for split in SPLITS:
         assert f"{split}: bot success 1.000, mean length" in out
     assert len(open_babyai_split(tmp_path, "train", clip_len=8)) >= 1

@@ -1,12 +1,12 @@
 """TFDS builder that writes BabyAI expert-bot episodes to ArrayRecord files.
 
 Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
-`BabyAI-GoToLocal-v0`), version 1.3.0. Each example is one window of `T` frames of one episode
+`BabyAI-GoToLocal-v0`), version 1.4.0. Each example is one window of `T` frames of one episode
 (see `babyai_env`); the last window of an episode is padded with its last frame:
 
   video       uint8 [T, 64, 64, 3]   full-view renders; frame 0 of window 0 is the reset frame
   actions     int32 [T]              actions[t] moves frame t to t+1; -1 where there is none
-  expert_actions int32 [T]           the bot's choice at frame t (differs from actions only
+  expert_actions int32 [T]           the expert's choice at frame t (differs from actions only
                                      where a noise step replaced it); -1 as actions
   targets     uint8 [T, G, G]        1 on the grid cells (row, column) holding an object the
                                      mission names (`babyai_env.named_object_cells`)
@@ -25,10 +25,13 @@ plan_splits`): validation and test each get `max(1, (B - A) // 10)` of the seeds
 With `expert_noise` p > 0 (DART-style data, `babyai_env.play_episode`) each step is a random
 movement with probability p and the bot recovers from it; with `blocker_noise` q > 0 a step next
 to an object the mission does not name meets it with probability q (`babyai_env.blocker_move`).
-Validation and test are played with the same noise.
+Validation and test are played with the same noise. `expert` picks the bot that plays and
+labels (`babyai_env.EXPERTS`): `bot`, one bot through the episode as in BabyAI's demonstrations,
+or `full_view`, a bot made afresh at every state that sees the whole room.
 
 The metadata (`metadata.json`, `ClipSource.metadata` when read) holds the generation settings
-(level, clip_len, frame_size, seeds, episodes, expert_noise, blocker_noise, per-split plans)
+(level, clip_len, frame_size, seeds, episodes, expert, expert_noise, blocker_noise, per-split
+plans)
 and, under `bot`, what was measured while building each split: the bot's success rate, the mean
 episode length in actions, how many episodes the bot gave up on, and the share of actions a
 noise step changed. TFDS writes the metadata after every split has been generated, so the
@@ -57,6 +60,7 @@ _SETTINGS = (
     "frame_size",
     "seeds",
     "episodes",
+    "expert",
     "expert_noise",
     "blocker_noise",
 )
@@ -77,6 +81,7 @@ class BabyaiConfig(tfds.core.BuilderConfig):
     grid_size: int = 8  # cells per side of the level's grid (set from the level)
     seeds: tuple[int, int] = (0, 100_000)  # env seeds [start, stop) shared out among the splits
     episodes: int = 1000  # total over all splits
+    expert: str = "bot"  # which bot plays and labels, `babyai_env.EXPERTS`
     expert_noise: float = 0.0  # per-step probability of a random movement instead of the bot's
     # per-step probability, next to an object the mission does not name, of a move that meets it
     blocker_noise: float = 0.0
@@ -90,6 +95,7 @@ class BabyaiConfig(tfds.core.BuilderConfig):
             "frame_size": self.frame_size,
             "seeds": list(self.seeds),
             "episodes": self.episodes,
+            "expert": self.expert,
             "expert_noise": self.expert_noise,
             "blocker_noise": self.blocker_noise,
             "splits": {name: dataclasses.asdict(plan) for name, plan in plans.items()},
@@ -101,13 +107,15 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
     """BabyAI expert-bot episodes; see the module docstring for the layout and the splits."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.3.0")
+    VERSION = tfds.core.Version("1.4.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release.",
         "1.1.0": "`targets`: the cells of the objects the mission names, per frame.",
         "1.2.0": "`expert_actions` and the `expert_noise` setting (DART-style episodes).",
         "1.3.0": "The `blocker_noise` setting (steps that meet an object the mission does not "
         "name).",
+        "1.4.0": "The `expert` setting (`full_view`: a bot made afresh at every state, seeing "
+        "the whole room).",
     }
     # TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it uses
     # but does not declare (tensorflow/datasets#11212). Naming the file here skips that lookup.
@@ -158,6 +166,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
                 cfg.frame_size,
                 expert_noise=cfg.expert_noise,
                 blocker_noise=cfg.blocker_noise,
+                expert=cfg.expert,
             )
             successes += episode.success
             lengths += len(episode.actions_T)
@@ -190,6 +199,7 @@ def build_babyai(
     clip_len: int = 16,
     expert_noise: float = 0.0,
     blocker_noise: float = 0.0,
+    expert: str = "bot",
 ) -> pathlib.Path:
     """Plays and writes the BabyAI dataset under `out_dir`; returns the dataset directory.
 
@@ -203,6 +213,8 @@ def build_babyai(
         raise DataError(f"expert_noise must be in [0, 1), got {expert_noise}")
     if not 0.0 <= blocker_noise < 1.0:
         raise DataError(f"blocker_noise must be in [0, 1), got {blocker_noise}")
+    if expert not in babyai_env.EXPERTS:
+        raise DataError(f"unknown expert {expert!r}; choose from {babyai_env.EXPERTS}")
     babyai_env.check_level(level)  # registered, and its grid tiles the frame
     config = BabyaiConfig(
         name=config_name(level, clip_len),
@@ -211,6 +223,7 @@ def build_babyai(
         grid_size=babyai_env.grid_size(level),
         seeds=(int(seeds[0]), int(seeds[1])),
         episodes=episodes,
+        expert=expert,
         expert_noise=float(expert_noise),
         blocker_noise=float(blocker_noise),
     )
