@@ -17,8 +17,9 @@ model compiles once. Reported per run:
                        target keeps its own
   random_policy        the same seeds played with uniformly random actions (the mean of
                        several draws), for reference
-  expert_agreement     share of the WAM's actions equal to the expert bot's choice from the
-                       same state (the states the WAM reached itself, not the bot's), with
+  expert_agreement     share of the WAM's actions equal to the expert's choice from the same
+                       state (the states the WAM reached itself, not the bot's; the `full_view`
+                       expert, `babyai_env.expert_action`, since 2026-12-06), with
                        `agreeing_episodes` (episodes with no other choice) and
                        `first_disagreement_mean` (mean action index of the first other
                        choice, over the episodes that have one): where closed-loop episodes

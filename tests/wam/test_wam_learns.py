@@ -151,24 +151,27 @@ def test_grounding_counts_where_the_target_head_pointed():
     assert grounding(no_head) == {}
 
 
-def test_expert_action_follows_the_bot_along_its_own_episodes():
-    """At an episode's start `expert_action` is the bot's action exactly; later the bot of the
-    whole episode remembers cells a bot made for the state has not seen, so they can differ
-    (96% agreement on 200 test seeds)."""
+def test_expert_action_is_the_full_view_experts_choice():
+    """Along `full_view` episodes `expert_action` names every action taken; along the `bot`'s
+    own episodes it agrees at the start and mostly after (that bot remembers what its view
+    has shown, 95% agreement over 200 seeds)."""
     level = "BabyAI-GoToLocal-v0"
     env = make_env(level)
     same = []
     for seed in range(100_000, 100_020):
-        episode = play_episode(level, seed)
-        env.reset(seed=seed)
-        chosen = []
-        for action in episode.actions_T:
-            chosen.append(expert_action(env))
-            env.step(int(action))
-        assert chosen[0] == episode.actions_T[0], seed
-        same += [a == b for a, b in zip(chosen, episode.actions_T.tolist())]
+        for expert in ("full_view", "bot"):
+            episode = play_episode(level, seed, expert=expert)
+            env.reset(seed=seed)
+            chosen = []
+            for action in episode.actions_T:
+                chosen.append(expert_action(env))
+                env.step(int(action))
+            if expert == "full_view":
+                assert chosen == episode.actions_T.tolist(), seed
+            else:
+                same += [a == b for a, b in zip(chosen, episode.actions_T.tolist())]
     env.close()
-    assert np.mean(same) >= 0.9, np.mean(same)
+    assert 0.9 <= np.mean(same) < 1.0, np.mean(same)
 
 
 def test_random_play_reports_the_same_budgets():
