@@ -13,7 +13,8 @@
 # EPISODES (default 1000 for smoke, 10000 for cpu), NOISE (default 0: the data's
 # `--expert-noise`, a DART-style build whose episodes the bot recovers from random movements),
 # BLOCKER (default 0: the data's `--blocker-noise`, steps that meet objects the mission does not
-# name) and OVERRIDES (extra `--config.KEY=VALUE` arguments for every training run, e.g.
+# name), EXPERT (default bot: the data's `--expert`; full_view, a bot made afresh at every state
+# that sees the whole room) and OVERRIDES (extra `--config.KEY=VALUE` arguments for every training run, e.g.
 # "--config.wam.num_steps=1200").
 set -euo pipefail
 
@@ -26,6 +27,7 @@ LATENT=${LATENT:-1}
 NAMED=${NAMED:-1}
 NOISE=${NOISE:-0}
 BLOCKER=${BLOCKER:-0}
+EXPERT=${EXPERT:-bot}
 cd "$(dirname "$0")/.."
 
 # cpu: 10000 episodes, where the rotary backbone stops memorizing (RESULTS.md).
@@ -41,7 +43,7 @@ stage() { echo "== $1 ($(( $(date +%s) - started ))s)"; }
 
 stage "data -> ${OUT}/data"
 uv run wam data babyai --out "${OUT}/data" --level BabyAI-GoToLocal-v0 --episodes "${EPISODES}" \
-  --clip-len 8 --expert-noise "${NOISE}" --blocker-noise "${BLOCKER}"
+  --clip-len 8 --expert "${EXPERT}" --expert-noise "${NOISE}" --blocker-noise "${BLOCKER}"
 COMMON=(--config "${CONFIG}" --config.data_dir "${OUT}/data" "${EXTRA[@]}")
 for part in tokenizer lam; do
   stage "${part} -> ${OUT}/${part}"
