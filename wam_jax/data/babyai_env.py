@@ -258,7 +258,7 @@ def play_episode(
         with contextlib.redirect_stdout(io.StringIO()):
             obs, _ = env.reset(seed=int(seed))
         world = env.unwrapped
-        bot = BabyAIBot(world)
+        bot = BabyAIBot(world) if expert == "bot" else None  # the episode-long bot
         frames = [world.get_frame(highlight=False, tile_size=tile)]
         targets = [named_object_cells(world)]
         actions: list[int] = []
