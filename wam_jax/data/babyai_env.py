@@ -166,19 +166,14 @@ def grid_size(level: str) -> int:
         env.close()
 
 
-def _fresh_bot(world, full_view: bool):
-    from minigrid.utils.baby_ai_bot import BabyAIBot
-
-    bot = BabyAIBot(world)
-    if full_view:
-        bot.vis_mask[:] = True  # the bot only ever adds seen cells to this mask
-    return bot
-
-
 def full_view_action(world) -> int:
     """The `full_view` expert's action from `world`'s current state (module docstring); raises
     as the bot does where it cannot plan."""
-    return int(_fresh_bot(world, full_view=True).replan())
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+
+    bot = BabyAIBot(world)
+    bot.vis_mask[:] = True  # the bot only ever adds seen cells to this mask
+    return int(bot.replan())
 
 
 def expert_action(env) -> int | None:
