@@ -2,7 +2,8 @@
 # The BabyAI WAM study for one preset: data -> tokenizer -> LAM -> for each label fraction a
 # WAM, a behaviour-cloning baseline and (below 100%) a labeller WAM (the `PRESET_labeller`
 # config) and BC on its named actions (and, at 10%, the latent-action route) -> closed-loop
-# evaluation of every run (right after its training) -> OUT/study.json (one row per run).
+# evaluation of every run (right after its training) -> OUT/study.json (one row per run, and
+# the mean and spread over training seeds of each kind of run).
 #
 #   experiments/wam_babyai_study.sh PRESET [OUT]      PRESET: smoke | cpu
 #
@@ -14,8 +15,10 @@
 # `--expert-noise`, a DART-style build whose episodes the bot recovers from random movements),
 # BLOCKER (default 0: the data's `--blocker-noise`, steps that meet objects the mission does not
 # name), EXPERT (default bot: the data's `--expert`; full_view, a bot made afresh at every state
-# that sees the whole room) and OVERRIDES (extra `--config.KEY=VALUE` arguments for every training run, e.g.
-# "--config.wam.num_steps=1200").
+# that sees the whole room), SEEDS (default "0": the training seeds of every policy run; at 10%
+# labels BC's success moves by tens of points with its seed, so compare methods over several,
+# e.g. "0 1 2 3"; the tokenizer, LAM and labeller are trained once) and OVERRIDES (extra
+# `--config.KEY=VALUE` arguments for every training run, e.g. "--config.wam.num_steps=1200").
 set -euo pipefail
 
 PRESET=${1:?usage: experiments/wam_babyai_study.sh smoke|cpu [OUT]}
@@ -28,6 +31,8 @@ NAMED=${NAMED:-1}
 NOISE=${NOISE:-0}
 BLOCKER=${BLOCKER:-0}
 EXPERT=${EXPERT:-bot}
+SEEDS=${SEEDS:-0}
+read -r -a SEED_LIST <<< "${SEEDS}"
 cd "$(dirname "$0")/.."
 
 # cpu: 10000 episodes, where the rotary backbone stops memorizing (RESULTS.md).
@@ -60,39 +65,50 @@ evaluate() {
   uv run wam eval --workdir "$1" --episodes "${EVAL_EPISODES}" "${@:2}"
   RUNS+=("$1")
 }
+# Run names carry a training seed other than 0: bc_0.1, bc_0.1_seed1, ...
+suffix() { if [[ "$1" == 0 ]]; then echo ""; else echo "_seed$1"; fi; }
 for fraction in ${FRACTIONS}; do
-  stage "wam, ${fraction} labelled -> ${OUT}/wam_${fraction}"
-  uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
-    --workdir "${OUT}/wam_${fraction}"
-  evaluate "${OUT}/wam_${fraction}"
-  stage "behaviour cloning, ${fraction} labelled -> ${OUT}/bc_${fraction}"
-  uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
-    --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${fraction}"
-  evaluate "${OUT}/bc_${fraction}" --no-imagine
+  for seed in "${SEED_LIST[@]}"; do
+    tag="${fraction}$(suffix "${seed}")"
+    stage "wam, ${fraction} labelled, seed ${seed} -> ${OUT}/wam_${tag}"
+    uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction="${fraction}" \
+      --workdir "${OUT}/wam_${tag}"
+    evaluate "${OUT}/wam_${tag}"
+    stage "behaviour cloning, ${fraction} labelled, seed ${seed} -> ${OUT}/bc_${tag}"
+    uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction="${fraction}" \
+      --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${tag}"
+    evaluate "${OUT}/bc_${tag}" --no-imagine
+  done
   if [[ "${NAMED}" == 1 && "${fraction}" != "1.0" ]]; then
     # The labeller route: a WAM set up as a labeller (the `_labeller` variant, same labels)
     # names the hidden actions once, frozen; BC then learns from the real and named actions.
     stage "labeller, ${fraction} labelled -> ${OUT}/labeller_${fraction}"
     uv run wam train "${LABELLER[@]}" --config.wam.label_fraction="${fraction}" \
       --workdir "${OUT}/labeller_${fraction}"
-    stage "named actions from labeller_${fraction} -> ${OUT}/bc_named_${fraction}"
     uv run wam label --workdir "${OUT}/labeller_${fraction}" --out "${OUT}/named_${fraction}.npz"
-    # It starts from the BC run's weights (the labelled episodes first; from scratch it read
-    # its mission later and solved less, RESULTS.md "The VPT route").
-    uv run wam train "${WAM[@]}" --config.wam.label_fraction="${fraction}" \
-      --config.wam.behaviour_cloning=True --config.wam.named_actions "${OUT}/named_${fraction}.npz" \
-      --config.wam.init_workdir "${OUT}/bc_${fraction}" --workdir "${OUT}/bc_named_${fraction}"
-    evaluate "${OUT}/bc_named_${fraction}" --no-imagine
+    for seed in "${SEED_LIST[@]}"; do
+      tag="${fraction}$(suffix "${seed}")"
+      stage "BC on named actions, ${fraction} labelled, seed ${seed} -> ${OUT}/bc_named_${tag}"
+      # It starts from the BC run of its seed (the labelled episodes first; from scratch it read
+      # its mission later and solved less, RESULTS.md "The VPT route").
+      uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction="${fraction}" \
+        --config.wam.behaviour_cloning=True --config.wam.named_actions "${OUT}/named_${fraction}.npz" \
+        --config.wam.init_workdir "${OUT}/bc_${tag}" --workdir "${OUT}/bc_named_${tag}"
+      evaluate "${OUT}/bc_named_${tag}" --no-imagine
+    done
   fi
 done
 if [[ "${LATENT}" == 1 ]]; then
-  stage "latent-action route (10% labelled) -> ${OUT}/latent_pretrain, ${OUT}/latent_align"
-  uv run wam train "${WAM[@]}" --config.lam_workdir "${OUT}/lam" --config.wam.stage=pretrain \
-    --workdir "${OUT}/latent_pretrain"
-  uv run wam train "${WAM[@]}" --config.lam_workdir "${OUT}/lam" --config.wam.stage=align \
-    --config.wam.label_fraction=0.1 --config.wam.init_workdir "${OUT}/latent_pretrain" \
-    --workdir "${OUT}/latent_align"
-  evaluate "${OUT}/latent_align"
+  for seed in "${SEED_LIST[@]}"; do
+    tag="$(suffix "${seed}")"
+    stage "latent-action route (10% labelled), seed ${seed} -> ${OUT}/latent_pretrain${tag}, ${OUT}/latent_align${tag}"
+    uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.lam_workdir "${OUT}/lam" \
+      --config.wam.stage=pretrain --workdir "${OUT}/latent_pretrain${tag}"
+    uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.lam_workdir "${OUT}/lam" \
+      --config.wam.stage=align --config.wam.label_fraction=0.1 \
+      --config.wam.init_workdir "${OUT}/latent_pretrain${tag}" --workdir "${OUT}/latent_align${tag}"
+    evaluate "${OUT}/latent_align${tag}"
+  done
 fi
 
 uv run wam summarize --out "${OUT}/study.json" "${RUNS[@]}"

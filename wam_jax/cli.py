@@ -9,7 +9,7 @@
   wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
       (W's inverse dynamics names the actions of every training window; a run reads them
       with --config.wam.named_actions FILE.npz)
-  wam summarize --out study.json W1 W2 ...   (one row per evaluated run)
+  wam summarize --out study.json W1 W2 ...   (one row per evaluated run; seed groups)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
 
@@ -149,49 +149,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> None:
     emit(result, args.out)
 
 
-def _run_kind(meta: dict) -> str:
-    """`bc`, `wam (joint)`, ...; `+ named` where the run read a labeller's named actions."""
-    kind = "bc" if meta["behaviour_cloning"] else f"wam ({meta['stage']})"
-    return f"{kind} + named" if meta.get("named_actions") else kind
-
-
 def _summarize(args: argparse.Namespace) -> None:
-    import json
-    import pathlib
+    from wam_jax.study_table import format_table, summarize_runs
 
-    rows = []
-    for workdir in args.workdirs:
-        path = pathlib.Path(workdir) / "eval" / "metrics.json"
-        if not path.is_file():
-            raise SystemExit(f"wam summarize: {path} not found; run `wam eval` on {workdir}")
-        metrics = json.loads(path.read_text())
-        meta = metrics["meta"]
-        psnr = metrics.get("video_psnr_by_step") or []
-        rows.append(
-            {
-                "run": str(workdir),
-                "kind": _run_kind(meta),
-                "label_fraction": meta["label_fraction"],
-                "named_actions": meta.get("named_actions", ""),
-                "success_rate": metrics["success_rate"],
-                "mean_episode_length": metrics["mean_episode_length"],
-                "video_psnr_first_step": psnr[0] if psnr else None,
-                "random_policy_success_rate": metrics["random_policy"]["success_rate"],
-                # Older evaluations have no budgets.
-                "success_within": metrics.get("success_within"),
-                "random_policy_success_within": metrics["random_policy"].get("success_within"),
-                "episodes": metrics["episodes"],
-                "action_temperature": meta.get("action_temperature", 0.0),
-                "action_source": meta.get("action_source", "policy"),
-                "step": meta["step"],
-            }
-        )
-    pathlib.Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
-    for row in rows:
-        print(
-            f"{row['kind']:<16} labels {row['label_fraction']:<5} success "
-            f"{row['success_rate']:.2f} length {row['mean_episode_length']:.1f}  {row['run']}"
-        )
+    print(format_table(summarize_runs(args.workdirs, args.out)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("train", "bench") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from wam_jax.data.vocab import UnknownWordError
+    from wam_jax.study_table import StudyTableError
 
     try:
         if args.command in DEVICE_COMMANDS:
@@ -334,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             _summarize(args)
         elif args.command == "bench":
             _bench(args, rest)
-    except (*user_errors(), UnknownWordError) as error:
+    except (*user_errors(), UnknownWordError, StudyTableError) as error:
         if args.debug:
             raise
         print(f"wam {args.command}: error: {error}", file=sys.stderr)

@@ -95,6 +95,7 @@ def evaluate_wam(
         "step": loaded_step,
         "level": level,
         "seeds": [seed_list[0], seed_list[-1] + 1],
+        "train_seed": int(config.seed),
         "label_fraction": 0.0 if section.stage == "pretrain" else section.label_fraction,
         "behaviour_cloning": bool(section.behaviour_cloning),
         "stage": section.stage,

@@ -91,11 +91,11 @@ def test_a_labeller_that_saw_hidden_labels_or_other_data_is_refused():
 
 
 def test_study_table_names_runs_that_read_named_actions():
-    from wam_jax.cli import _run_kind
+    from wam_jax.study_table import run_kind
 
     plain = {"behaviour_cloning": True, "stage": "joint"}
-    assert _run_kind(plain) == "bc"
-    assert _run_kind({**plain, "named_actions": "RUN/named.npz"}) == "bc + named"
-    assert _run_kind({"behaviour_cloning": False, "stage": "align", "named_actions": ""}) == (
+    assert run_kind(plain) == "bc"
+    assert run_kind({**plain, "named_actions": "RUN/named.npz"}) == "bc + named"
+    assert run_kind({"behaviour_cloning": False, "stage": "align", "named_actions": ""}) == (
         "wam (align)"
     )

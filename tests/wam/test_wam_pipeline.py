@@ -177,8 +177,12 @@ def test_wam_eval_writes_metrics(runs):
             assert len(row[key]) == row["length"], key
     table = runs[0] / "study.json"
     assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
-    (row,) = json.loads(table.read_text())
+    study = json.loads(table.read_text())
+    (row,), (group,) = study["runs"], study["groups"]
     assert row["kind"] == "wam (joint)" and row["success_rate"] == metrics["success_rate"]
+    config_seed = json.loads((runs[0] / "wam" / "config.json").read_text())["seed"]
+    assert row["train_seed"] == metrics["meta"]["train_seed"] == config_seed
+    assert group["runs"] == 1 and group["success_mean"] == metrics["success_rate"]
     # Other seeds, a sampling temperature and another draw each get a directory of their own.
     first = metrics["meta"]["seeds"][0]
     sampled = [

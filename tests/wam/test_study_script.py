@@ -1,0 +1,87 @@
+"""experiments/wam_babyai_study.sh: which runs it trains for several training seeds, each
+named-action run starting from the BC run of its own seed, with a fake `uv` that records every
+command instead of running it."""
+
+import os
+import pathlib
+import subprocess
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "wam_babyai_study.sh"
+
+
+def _study_commands(tmp_path: pathlib.Path, **env: str) -> list[list[str]]:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    calls = tmp_path / "calls.log"
+    fake = fake_bin / "uv"
+    # One line per call, the arguments separated by tabs.
+    fake.write_text(f'#!/usr/bin/env bash\n(IFS=$\'\\t\'; echo "$*") >> "{calls}"\n')
+    fake.chmod(0o755)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "smoke", str(tmp_path / "out")],
+        env={**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}", **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in calls.read_text().splitlines()]
+
+
+def _value(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def _option(command: list[str], key: str) -> str | None:
+    values = [arg.split("=", 1)[1] for arg in command if arg.startswith(f"--config.{key}=")]
+    return values[-1] if values else None
+
+
+def test_each_seed_gets_its_runs_and_the_labeller_is_trained_once(tmp_path):
+    commands = _study_commands(
+        tmp_path, SEEDS="0 2", FRACTIONS="0.1", LATENT="0", OVERRIDES="--config.seed=9"
+    )
+    out = tmp_path / "out"
+    trained = {
+        pathlib.Path(_value(c, "--workdir")).name: c for c in commands if c[1:3] == ["wam", "train"]
+    }
+    assert sorted(trained) == [
+        "bc_0.1",
+        "bc_0.1_seed2",
+        "bc_named_0.1",
+        "bc_named_0.1_seed2",
+        "labeller_0.1",
+        "wam_0.1",
+        "wam_0.1_seed2",
+    ]
+    for name in ("wam_0.1", "bc_0.1", "bc_named_0.1"):
+        # The study's seed wins over one in OVERRIDES.
+        assert _option(trained[name], "seed") == "0"
+        assert _option(trained[f"{name}_seed2"], "seed") == "2"
+    for tag in ("0.1", "0.1_seed2"):
+        named_run = trained[f"bc_named_{tag}"]
+        assert _value(named_run, "--config.wam.init_workdir") == str(out / f"bc_{tag}")
+        assert _value(named_run, "--config.wam.named_actions") == str(out / "named_0.1.npz")
+    labels = [c for c in commands if c[1:3] == ["wam", "label"]]
+    assert len(labels) == 1 and _value(labels[0], "--workdir") == str(out / "labeller_0.1")
+    # Every policy run is evaluated, and the summary gathers them all (the labeller is a tool).
+    evaluated = [_value(c, "--workdir") for c in commands if c[1:3] == ["wam", "eval"]]
+    (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
+    policies = sorted(str(out / name) for name in trained if name != "labeller_0.1")
+    assert sorted(evaluated) == sorted(summary[5:]) == policies
+
+
+def test_one_seed_keeps_the_run_names_and_the_latent_route_follows_the_seeds(tmp_path):
+    commands = _study_commands(tmp_path, FRACTIONS="1.0", SEEDS="1")
+    names = [
+        pathlib.Path(_value(c, "--workdir")).name for c in commands if c[1:3] == ["wam", "train"]
+    ]
+    assert names == [
+        "wam_1.0_seed1",
+        "bc_1.0_seed1",
+        "latent_pretrain_seed1",
+        "latent_align_seed1",
+    ]
+    align = [c for c in commands if "latent_align_seed1" in " ".join(c)][0]
+    assert _value(align, "--config.wam.init_workdir").endswith("latent_pretrain_seed1")

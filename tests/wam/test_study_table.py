@@ -1,0 +1,101 @@
+"""`wam summarize`: rows per evaluated run, seed groups with mean and spread, and each
+method's difference from behaviour cloning on the group means."""
+
+import json
+import math
+import pathlib
+
+import pytest
+
+from wam_jax.cli import main
+from wam_jax.study_table import StudyTableError, summarize_runs
+
+
+def _evaluated_run(
+    root: pathlib.Path,
+    name: str,
+    *,
+    success: float,
+    seed: int,
+    bc: bool = True,
+    named: str = "",
+    init: str = "",
+    temperature: float = 1.0,
+    seed_in_meta: bool = True,
+) -> pathlib.Path:
+    """A workdir as `wam train` + `wam eval` leave it, with only what the table reads."""
+    workdir = root / name
+    (workdir / "eval").mkdir(parents=True)
+    (workdir / "config.json").write_text(json.dumps({"seed": seed, "wam": {"init_workdir": init}}))
+    meta = {
+        "step": 1200,
+        "seeds": [90000, 90200],
+        "label_fraction": 0.1,
+        "behaviour_cloning": bc,
+        "stage": "joint",
+        "named_actions": named,
+        "action_temperature": temperature,
+        "action_source": "policy",
+    }
+    if seed_in_meta:
+        meta["train_seed"] = seed
+    metrics = {
+        "success_rate": success,
+        "mean_episode_length": 20.0,
+        "video_psnr_by_step": [],
+        "random_policy": {"success_rate": 0.3},
+        "episodes": 200,
+        "meta": meta,
+    }
+    (workdir / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    return workdir
+
+
+def test_seed_groups_give_mean_spread_and_the_difference_from_bc(tmp_path):
+    runs = [
+        _evaluated_run(tmp_path, f"bc_seed{seed}", success=rate, seed=seed)
+        for seed, rate in ((0, 0.8), (1, 0.5), (2, 0.6))
+    ]
+    # Named-action runs started from two of the BC runs; one keeps seed 0 for its own steps.
+    runs += [
+        _evaluated_run(tmp_path, "named0", success=0.9, seed=0, named="n.npz", init="bc_seed0"),
+        _evaluated_run(tmp_path, "named1", success=0.7, seed=0, named="n.npz", init="bc_seed1"),
+    ]
+    # The same BC run evaluated another way is not pooled with the rest.
+    runs.append(_evaluated_run(tmp_path, "argmax", success=0.2, seed=3, temperature=0.0))
+    table = summarize_runs(runs, tmp_path / "study.json")
+    assert json.loads((tmp_path / "study.json").read_text()) == table
+    assert [row["train_seed"] for row in table["runs"]] == [0, 1, 2, 0, 0, 3]
+    bc, named, argmax = table["groups"]
+    assert (bc["kind"], bc["runs"], named["kind"], named["runs"]) == ("bc", 3, "bc + named", 2)
+    mean = (0.8 + 0.5 + 0.6) / 3
+    std = math.sqrt(sum((x - mean) ** 2 for x in (0.8, 0.5, 0.6)) / 2)
+    assert bc["success_mean"] == pytest.approx(mean) and bc["success_std"] == pytest.approx(std)
+    assert (bc["success_min"], bc["success_max"]) == (0.5, 0.8)
+    assert bc["success_minus_bc"] is None
+    assert named["success_minus_bc"] == pytest.approx(0.8 - mean)
+    # One run: no spread; no BC group evaluated at temperature 0, so no difference.
+    assert argmax["success_std"] is None and argmax["success_minus_bc"] is None
+    assert argmax["action_temperature"] == 0.0
+
+
+def test_an_evaluation_without_its_seed_reads_the_runs_config(tmp_path):
+    run = _evaluated_run(tmp_path, "old", success=0.5, seed=7, seed_in_meta=False)
+    table = summarize_runs([run], tmp_path / "study.json")
+    assert table["runs"][0]["train_seed"] == 7
+
+
+def test_two_runs_with_one_seed_and_start_are_refused(tmp_path):
+    first = _evaluated_run(tmp_path, "a", success=0.5, seed=1)
+    second = _evaluated_run(tmp_path, "b", success=0.6, seed=1)
+    with pytest.raises(StudyTableError, match=r"same training seed and start \(.*a, .*b\)"):
+        summarize_runs([first, second], tmp_path / "study.json")
+    assert not (tmp_path / "study.json").exists()
+
+
+def test_summarize_names_an_unevaluated_workdir(tmp_path, capsys):
+    (tmp_path / "fresh").mkdir()
+    assert main(["summarize", "--out", str(tmp_path / "t.json"), str(tmp_path / "fresh")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("wam summarize: error:") and "run `wam eval` on" in error
+    assert len(error.splitlines()) == 1

@@ -1,0 +1,145 @@
+"""`wam summarize`: evaluated runs gathered into one table, and runs that differ only in their
+training seed gathered into groups with the mean and spread of their success.
+
+One run's success at a small label fraction can move by tens of points with the training seed
+(RESULTS.md, "A full-view expert"), so a method is compared with behaviour cloning on the means
+of its seed group: `success_minus_bc` is the group's mean minus the mean of the behaviour-cloning
+group with the same labels, evaluated the same way (temperature, action source, test seeds).
+"""
+
+import json
+import pathlib
+import statistics
+
+
+class StudyTableError(ValueError):
+    """A workdir that cannot enter the table (not evaluated, or no training seed on record)."""
+
+
+def run_kind(meta: dict) -> str:
+    """`bc`, `wam (joint)`, ...; `+ named` where the run read a labeller's named actions."""
+    kind = "bc" if meta["behaviour_cloning"] else f"wam ({meta['stage']})"
+    return f"{kind} + named" if meta.get("named_actions") else kind
+
+
+def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str]:
+    """The run's training seed and the run whose weights it started from ("": none)."""
+    config_path = workdir / "config.json"
+    if not config_path.is_file():
+        raise StudyTableError(f"{workdir}: no config.json, so no training seed on record")
+    config = json.loads(config_path.read_text())
+    # Evaluations written before the seed entered their metadata: the run's resolved config.
+    seed = meta.get("train_seed", config["seed"])
+    return int(seed), str(config.get("wam", {}).get("init_workdir", ""))
+
+
+def run_row(workdir: str | pathlib.Path) -> dict:
+    """One row from the workdir's newest evaluation (`W/eval/metrics.json`)."""
+    workdir = pathlib.Path(workdir)
+    path = workdir / "eval" / "metrics.json"
+    if not path.is_file():
+        raise StudyTableError(f"{path} not found; run `wam eval` on {workdir}")
+    metrics = json.loads(path.read_text())
+    meta = metrics["meta"]
+    psnr = metrics.get("video_psnr_by_step") or []
+    seed, init_workdir = _lineage(workdir, meta)
+    return {
+        "run": str(workdir),
+        "kind": run_kind(meta),
+        "label_fraction": meta["label_fraction"],
+        "train_seed": seed,
+        # A run started from another's weights draws on both runs' seeds.
+        "init_workdir": init_workdir,
+        "named_actions": meta.get("named_actions", ""),
+        "success_rate": metrics["success_rate"],
+        "mean_episode_length": metrics["mean_episode_length"],
+        "video_psnr_first_step": psnr[0] if psnr else None,
+        "random_policy_success_rate": metrics["random_policy"]["success_rate"],
+        # Older evaluations have no budgets.
+        "success_within": metrics.get("success_within"),
+        "random_policy_success_within": metrics["random_policy"].get("success_within"),
+        "episodes": metrics["episodes"],
+        "eval_seeds": meta["seeds"],
+        "action_temperature": meta.get("action_temperature", 0.0),
+        "action_source": meta.get("action_source", "policy"),
+        "step": meta["step"],
+    }
+
+
+def _evaluation_key(row: dict) -> tuple:
+    """What must match for two runs' success rates to be compared."""
+    return (row["action_temperature"], row["action_source"], tuple(row["eval_seeds"]))
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """Runs of one kind and label fraction, evaluated the same way, in one group each (first
+    appearance order; a run started from another's weights counts as a draw of its own), with
+    the mean, sample standard deviation (None for one run), min and
+    max of their success, and the mean's difference from behaviour cloning's group."""
+    members: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row["kind"], row["label_fraction"], *_evaluation_key(row))
+        members.setdefault(key, []).append(row)
+    groups = []
+    for (kind, fraction, *_), group_rows in members.items():
+        lineages = [(row["init_workdir"], row["train_seed"]) for row in group_rows]
+        if len(set(lineages)) != len(lineages):
+            raise StudyTableError(
+                f"{kind} at {fraction} labels: two runs with the same training seed and start "
+                f"({', '.join(row['run'] for row in group_rows)}); one row per seed"
+            )
+        success = [row["success_rate"] for row in group_rows]
+        groups.append(
+            {
+                "kind": kind,
+                "label_fraction": fraction,
+                "runs": len(group_rows),
+                "members": [row["run"] for row in group_rows],
+                "success_mean": statistics.fmean(success),
+                "success_std": statistics.stdev(success) if len(success) > 1 else None,
+                "success_min": min(success),
+                "success_max": max(success),
+                "action_temperature": group_rows[0]["action_temperature"],
+                "action_source": group_rows[0]["action_source"],
+                "eval_seeds": group_rows[0]["eval_seeds"],
+                "success_minus_bc": None,
+            }
+        )
+    for group in groups:
+        bc = [
+            other
+            for other in groups
+            if other["kind"] == "bc"
+            and other["label_fraction"] == group["label_fraction"]
+            and _evaluation_key(other) == _evaluation_key(group)
+        ]
+        if bc and group["kind"] != "bc":
+            group["success_minus_bc"] = group["success_mean"] - bc[0]["success_mean"]
+    return groups
+
+
+def summarize_runs(workdirs: list[str | pathlib.Path], out: str | pathlib.Path) -> dict:
+    """Writes `{"runs": [...], "groups": [...]}` to `out` and returns it."""
+    rows = [run_row(workdir) for workdir in workdirs]
+    table = {"runs": rows, "groups": seed_groups(rows)}
+    pathlib.Path(out).write_text(json.dumps(table, indent=2) + "\n")
+    return table
+
+
+def format_table(table: dict) -> str:
+    lines = [
+        f"{row['kind']:<16} labels {row['label_fraction']:<5} seed {row['train_seed']:<3} "
+        f"success {row['success_rate']:.3f} length {row['mean_episode_length']:.1f}  {row['run']}"
+        + (f" (from {row['init_workdir']})" if row["init_workdir"] else "")
+        for row in table["runs"]
+    ]
+    for group in table["groups"]:
+        spread = "" if group["success_std"] is None else f" ± {group['success_std']:.3f}"
+        versus = group["success_minus_bc"]
+        lines.append(
+            f"{group['kind']:<16} labels {group['label_fraction']:<5} {group['runs']} run(s): "
+            f"success {group['success_mean']:.3f}{spread} "
+            f"(min {group['success_min']:.3f}, max {group['success_max']:.3f})"
+            + ("" if versus is None else f", {versus:+.3f} against bc")
+        )
+    return "\n".join(lines)
