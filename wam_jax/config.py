@@ -40,9 +40,15 @@ class WAMConfig(DtypeFields):
     instruction_film: bool = False
     # True: one more head, a logit per video token: "this cell holds an object the instruction
     # names", trained (weight `config.wam.target_loss_weight`) to point at those cells with
-    # labels the simulator gives for free. An auxiliary grounding objective; the policy never
-    # reads the head. False: no such head or loss.
+    # labels the simulator gives for free. An auxiliary grounding objective. False: no such
+    # head or loss.
     target_head: bool = False
+    # True (needs `target_head`): the policy heads read, besides the action slot, the frame's
+    # video features pooled by the target head's softmax over its tokens (the pointer held
+    # constant for the policy loss), through a residual hidden layer over both. False: the
+    # policy reads the slot alone, which can ignore the instruction even where the target
+    # head points right (RESULTS.md, "Which policy reads its mission").
+    policy_reads_target: bool = False
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False
@@ -79,6 +85,8 @@ class WAMConfig(DtypeFields):
                 f"rotary_heads {self.rotary_heads} needs spatial_positions 'rope', got "
                 f"{self.spatial_positions!r}"
             )
+        if self.policy_reads_target and not self.target_head:
+            raise ValueError("policy_reads_target needs target_head: the policy reads its pointer")
         if len(self.mode_probs) != len(MASK_MODES) or min(self.mode_probs) < 0:
             raise ValueError(
                 f"mode_probs {self.mode_probs} must be {len(MASK_MODES)} non-negative "

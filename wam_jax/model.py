@@ -34,9 +34,15 @@ Options (`WAMConfig`): `spatial_positions="grid"` adds a row + column vector to 
 token (`"rope"`: and 2D rotary positions in spatial attention, words and slot unrotated);
 `instruction_film` modulates the video token embeddings by the mean word embedding (FiLM)
 before the stack; `target_head` adds a logit per video token, trained to point at the
-cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]). All are
-off in `WAMConfig`; the BabyAI presets turn on `rope` and `target_head` (RESULTS.md has what
-each measured). `rotary_heads` keeps the rotation to the first heads of each spatial attention.
+cells of the objects the instruction names (auxiliary grounding, `targets` [B, T, N]), and
+`policy_reads_target` gives the policy heads the video features that head points at:
+
+  policy input_t = slot_t + gelu(W [slot_t ; sum_n softmax_n(target_t,n) video_t,n])
+
+(the softmax held constant for the policy loss; frame t's video features see frames <= t
+only, so the policy stays causal). All are off in `WAMConfig`; the BabyAI presets turn on
+`rope` and `target_head` (RESULTS.md has what each measured). `rotary_heads` keeps the
+rotation to the first heads of each spatial attention.
 
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
@@ -146,6 +152,17 @@ class WorldActionModel(nn.Module):
             self.target_head = _head(1, cfg, "actions", "target_head")
         self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
         self.policy_head = _head(self.num_actions, cfg, "actions", "policy_head")
+        if cfg.policy_reads_target:
+            self.policy_hidden = nn.Dense(
+                cfg.dim,
+                dtype=jnp.float32,
+                param_dtype=cfg.jnp_param_dtype,
+                kernel_init=nn.with_logical_partitioning(
+                    nn.initializers.lecun_normal(), ("embed", "mlp")
+                ),
+                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
+                name="policy_hidden",
+            )
         if self.num_latent_actions:
             self.latent_head = _head(self.num_latent_actions, cfg, "actions", "latent_head")
             self.latent_policy_head = _head(
@@ -189,6 +206,17 @@ class WorldActionModel(nn.Module):
         gamma_BD, beta_BD = jnp.split(self.film(bag_BD), 2, axis=-1)
         return video_BTND * (1.0 + gamma_BD[:, None, None, :]) + beta_BD[:, None, None, :]
 
+    def _policy_input(
+        self, slot_BTD: jax.Array, video_out_BTND: jax.Array, targets_BTN: jax.Array
+    ) -> jax.Array:
+        """The slot, plus (with `policy_reads_target`) what the target head points at."""
+        if not self.config.policy_reads_target:
+            return slot_BTD
+        pointer_BTN = jax.nn.softmax(jax.lax.stop_gradient(targets_BTN), axis=-1)
+        target_BTD = jnp.einsum("btn,btnd->btd", pointer_BTN, video_out_BTND)
+        both_BTD = jnp.concatenate([slot_BTD, target_BTD], axis=-1)
+        return slot_BTD + nn.gelu(self.policy_hidden(both_BTD))
+
     def __call__(
         self, words_BL: jax.Array, tokens_BTN: jax.Array, slots_BT: jax.Array
     ) -> dict[str, jax.Array]:
@@ -215,11 +243,12 @@ class WorldActionModel(nn.Module):
         out = {
             "video": self.video_head(video_out_BTND),
             "actions": self.action_head(slot_BTD),
-            "next_actions": self.policy_head(slot_BTD),
         }
         if self.config.target_head:
             out["targets"] = self.target_head(video_out_BTND)[..., 0]
+        policy_BTD = self._policy_input(slot_BTD, video_out_BTND, out.get("targets"))
+        out["next_actions"] = self.policy_head(policy_BTD)
         if self.num_latent_actions:
             out["latent_actions"] = self.latent_head(slot_BTD)
-            out["next_latent_actions"] = self.latent_policy_head(slot_BTD)
+            out["next_latent_actions"] = self.latent_policy_head(policy_BTD)
         return out

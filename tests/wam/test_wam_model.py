@@ -71,12 +71,19 @@ def test_action_prediction_is_causal_in_frames(t):
     assert np.abs(base - slot_logits(same_frame)).max() > 1e-4
 
 
+READS_TARGET = {"target_head": True, "policy_reads_target": True}
+
+
 @pytest.mark.parametrize("t", range(FRAMES))
-@pytest.mark.parametrize("spatial_positions", ["learned", "rope"])
-def test_next_action_sees_frames_up_to_its_own(t, spatial_positions):
+@pytest.mark.parametrize(
+    "spatial_positions, options",
+    [("learned", {}), ("rope", {}), ("rope", READS_TARGET)],
+    ids=["learned", "rope", "rope-reads-target"],
+)
+def test_next_action_sees_frames_up_to_its_own(t, spatial_positions, options):
     """Row t of the policy head (a_t) reads frames <= t, never frame t+1 nor its slot (also
-    with rotary positions in spatial attention)."""
-    model, params, words, tokens, slots = _backbone(spatial_positions)
+    with rotary positions in spatial attention, and reading the target head's pointer)."""
+    model, params, words, tokens, slots = _backbone(spatial_positions, **options)
 
     def next_logits(tokens_in, slots_in):
         return model.apply({"params": params}, words, tokens_in, slots_in)["next_actions"][0, t]
@@ -92,6 +99,39 @@ def test_next_action_sees_frames_up_to_its_own(t, spatial_positions):
     if t > 0:
         earlier = tokens.at[0, t - 1].set((tokens[0, t - 1] + 1) % V)
         assert np.abs(base - next_logits(earlier, slots)).max() > 1e-4
+
+
+def test_policy_reads_what_the_target_head_points_at():
+    """With `policy_reads_target` the policy logits move with the target head's pointer (and
+    nothing else does); the policy's gradient reaches the video features it pools and the
+    hidden layer, never the pointer itself. Without it, the target head is not read."""
+    model, params, words, tokens, slots = _backbone("rope", **READS_TARGET)
+    plain, plain_params, *_ = _backbone("rope", target_head=True)
+
+    def pointed_elsewhere(p):
+        kernel = p["target_head"]["kernel"]
+        return {**p, "target_head": {**p["target_head"], "kernel": -3.0 * kernel}}
+
+    for m, p, reads in ((model, params, True), (plain, plain_params, False)):
+        base = m.apply({"params": p}, words, tokens, slots)
+        moved = m.apply({"params": pointed_elsewhere(p)}, words, tokens, slots)
+        np.testing.assert_array_equal(base["actions"], moved["actions"])
+        np.testing.assert_array_equal(base["video"], moved["video"])
+        changed = np.abs(base["next_actions"] - moved["next_actions"]).max(axis=-1)
+        assert (changed > 1e-5).all() if reads else not changed.any()
+
+    def policy_sum(p):
+        return model.apply({"params": p}, words, tokens, slots)["next_actions"].sum()
+
+    grads = jax.grad(policy_sum)(params)
+    assert not np.any(grads["target_head"]["kernel"])
+    assert np.abs(grads["policy_hidden"]["kernel"]).max() > 0
+    assert np.abs(grads["token_embed"]["embedding"]).max() > 0
+
+
+def test_the_policy_cannot_read_a_target_head_that_is_not_there():
+    with pytest.raises(ValueError, match="policy_reads_target needs target_head"):
+        WAMConfig(policy_reads_target=True)
 
 
 def test_instruction_reaches_every_frame_and_action():
