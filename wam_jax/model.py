@@ -153,16 +153,7 @@ class WorldActionModel(nn.Module):
         self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
         self.policy_head = _head(self.num_actions, cfg, "actions", "policy_head")
         if cfg.policy_reads_target:
-            self.policy_hidden = nn.Dense(
-                cfg.dim,
-                dtype=jnp.float32,
-                param_dtype=cfg.jnp_param_dtype,
-                kernel_init=nn.with_logical_partitioning(
-                    nn.initializers.lecun_normal(), ("embed", "mlp")
-                ),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
-                name="policy_hidden",
-            )
+            self.policy_hidden = _head(cfg.dim, cfg, "mlp", "policy_hidden")
         if self.num_latent_actions:
             self.latent_head = _head(self.num_latent_actions, cfg, "actions", "latent_head")
             self.latent_policy_head = _head(
