@@ -2,6 +2,9 @@
 
   wam data babyai --out DIR --level BabyAI-GoToLocal-v0 --episodes N [--seeds A:B] [--clip-len T]
       [--expert bot|full_view] [--expert-noise P] [--blocker-noise Q]
+      [--actor W [--actor-step S] [--actor-temperature T]]   (W's policy plays, the full-view
+      expert labels every state it reaches: DAgger's data, read by a run with
+      --config.wam.on_policy_data_dir DIR)
   wam train --config experiments/configs/babyai.py:smoke --config.data_dir DIR \
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
@@ -37,28 +40,48 @@ DEVICE_COMMANDS = ("train", "eval", "label", "bench")
 def _data(args: argparse.Namespace) -> None:
     from wam_jax.data import build_babyai, read_metadata
 
+    expert, clip_len = args.expert, args.clip_len
+    if args.actor:
+        # The actor's episodes are labelled by the full-view expert, cut as the actor saw them.
+        expert = expert or "full_view"
+        clip_len = clip_len or _run_clip_len(args.actor)
     path = build_babyai(
         args.out,
         level=args.level,
         episodes=args.episodes,
         seeds=args.seeds,
-        clip_len=args.clip_len,
+        clip_len=clip_len or 16,
         expert_noise=args.expert_noise,
         blocker_noise=args.blocker_noise,
-        expert=args.expert,
+        expert=expert or "bot",
+        actor=args.actor,
+        actor_step=args.actor_step,
+        actor_temperature=args.actor_temperature,
     )
     print(f"dataset: {path}")
     bot = read_metadata(path).get("bot", {})
+    player, differs = ("policy", "not the expert's") if args.actor else ("bot", "changed by noise")
     for split, stats in bot.items():
         print(
-            f"  {split}: bot success {stats['success_rate']:.3f}, "
+            f"  {split}: {player} success {stats['success_rate']:.3f}, "
             f"mean length {stats['mean_length']:.2f} actions"
             + (
-                f", {stats['noise_changed_share']:.3f} of them changed by noise"
+                f", {stats['noise_changed_share']:.3f} of them {differs}"
                 if "noise_changed_share" in stats
                 else ""
             )
         )
+
+
+def _run_clip_len(workdir: str) -> int | None:
+    """The clip length a `wam train` run trained on (None when it has no config.json; the
+    build then refuses the workdir in its own words)."""
+    import json
+
+    from genie_jax.train.workdir import workdir_path
+
+    path = workdir_path(workdir) / "config.json"
+    return int(json.loads(path.read_text())["clip_len"]) if path.is_file() else None
 
 
 def _train(rest: list[str]) -> None:
@@ -172,13 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     babyai.add_argument(
         "--seeds", type=parse_seed_range, default=(0, 100_000), help="env seeds A:B"
     )
-    babyai.add_argument("--clip-len", type=int, default=16, help="frames per example")
+    babyai.add_argument(
+        "--clip-len",
+        type=int,
+        default=None,
+        help="frames per example (default 16; with --actor, the actor run's clip length)",
+    )
     babyai.add_argument(
         "--expert",
-        default="bot",
-        help="who plays and labels: `bot`, one BabyAI bot through each episode (BabyAI's "
-        "demonstrations); `full_view`, a bot made afresh at every state that sees the whole "
-        "room (its choice depends on the frame and mission alone)",
+        default=None,
+        help="who plays and labels: `bot` (the default), one BabyAI bot through each episode "
+        "(BabyAI's demonstrations); `full_view`, a bot made afresh at every state that sees "
+        "the whole room (its choice depends on the frame and mission alone; the only one "
+        "that labels an --actor's states)",
     )
     babyai.add_argument(
         "--expert-noise",
@@ -192,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="per-step probability, next to an object the mission does not name, of a move "
         "that meets it (forward into it, or the turn that faces it); the bot recovers",
+    )
+    babyai.add_argument(
+        "--actor",
+        default="",
+        help="a `wam train` workdir whose policy plays instead of the bot; the full_view "
+        "expert labels every state it reaches (DAgger). Write it to a directory of its own",
+    )
+    babyai.add_argument(
+        "--actor-step", type=int, default=None, help="the actor's checkpoint (default: newest)"
+    )
+    babyai.add_argument(
+        "--actor-temperature",
+        type=float,
+        default=1.0,
+        help="the actor's action sampling temperature (0: argmax)",
     )
 
     commands.add_parser(

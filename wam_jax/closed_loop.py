@@ -66,6 +66,9 @@ class _Episode:
         self.mission = str(obs["mission"])
         self.render = render  # random play needs no frames
         self.frames = [self._render()] if render else []
+        # uint8 [G, G] per frame (with `render`): the cells of the objects the mission names,
+        # as the data builder stores them, so a played episode can be written as data.
+        self.targets = [named_object_cells(self.env.unwrapped)] if render else []
         self.actions: list[int] = []
         self.expert_actions: list[int | None] = []  # the bot's choice before each action
         self.imagined: list[np.ndarray] = []
@@ -85,6 +88,7 @@ class _Episode:
         self.actions.append(int(action))
         if self.render:
             self.frames.append(self._render())
+            self.targets.append(named_object_cells(self.env.unwrapped))
         self.done = terminated or truncated
         self.success = self.done and reward > 0
 

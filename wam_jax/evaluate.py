@@ -101,6 +101,8 @@ def evaluate_wam(
         "stage": section.stage,
         # The `wam label` file the run read where real actions were hidden ("": none).
         "named_actions": section.get("named_actions", ""),
+        # The on-policy (DAgger) build the run read beside its data ("": none).
+        "on_policy_data_dir": section.get("on_policy_data_dir", ""),
         "sampling": {
             "steps": agent.sampling.steps,
             "argmax": agent.sampling.logit_temperature == 0,

@@ -17,9 +17,14 @@ class StudyTableError(ValueError):
 
 
 def run_kind(meta: dict) -> str:
-    """`bc`, `wam (joint)`, ...; `+ named` where the run read a labeller's named actions."""
+    """`bc`, `wam (joint)`, ...; `+ named` where the run read a labeller's named actions,
+    `+ on-policy` where it read a policy's expert-labelled episodes (DAgger)."""
     kind = "bc" if meta["behaviour_cloning"] else f"wam ({meta['stage']})"
-    return f"{kind} + named" if meta.get("named_actions") else kind
+    if meta.get("named_actions"):
+        kind += " + named"
+    if meta.get("on_policy_data_dir"):
+        kind += " + on-policy"
+    return kind
 
 
 def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str]:

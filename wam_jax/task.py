@@ -19,6 +19,7 @@ from genie_jax.tokenizer import TokenizerConfig
 from genie_jax.train.tasks import Task, dataclass_from_config
 from genie_jax.train.workdir import workdir_path
 from wam_jax.config import WAMConfig
+from wam_jax.data.aggregate import AggregatedSource
 from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.balance import LabelBalancedView
 from wam_jax.data.pipeline import WAMRecord, labelled_episodes
@@ -250,6 +251,50 @@ def label_balancing(config: ml_collections.ConfigDict, train_source):
     return functools.partial(LabelBalancedView, labelled_episodes=labels, share=share)
 
 
+def on_policy_source(config: ml_collections.ConfigDict, train_source, vocab: Vocabulary):
+    """The training split of `config.wam.on_policy_data_dir` (None when unset): a policy's
+    episodes labelled by the expert (`wam data babyai --actor`), checked against the run."""
+    section = config.wam
+    path = section.get("on_policy_data_dir", "")
+    if not path:
+        return None
+    if not every_label_known(section):
+        raise ConfigError(
+            f"config.wam.on_policy_data_dir with stage={section.stage} and label_fraction="
+            f"{section.label_fraction}: the expert labels every state the policy reached, so "
+            "on-policy data belongs to runs that keep every label (label_fraction=1.0)"
+        )
+    source = open_config_split(config, "train", data_dir=path)
+    played, expert = source.metadata, train_source.metadata
+    if not played.get("actor"):
+        raise ConfigError(
+            f"config.wam.on_policy_data_dir={path} holds the expert's episodes, not a policy's: "
+            "build it with `wam data babyai --actor W`"
+        )
+    if played.get("level") != expert.get("level"):
+        raise ConfigError(
+            f"config.wam.on_policy_data_dir={path} was played on {played.get('level')}, "
+            f"config.data_dir on {expert.get('level')}"
+        )
+    played_seeds = played["splits"]["train"]
+    for split in ("validation", "test"):
+        held_out = expert["splits"][split]
+        if (
+            played_seeds["seed_start"] < held_out["seed_stop"]
+            and held_out["seed_start"] < played_seeds["seed_stop"]
+        ):
+            raise ConfigError(
+                f"config.wam.on_policy_data_dir={path} trains on env seeds "
+                f"{played_seeds['seed_start']}:{played_seeds['seed_stop']}, which meet the "
+                f"{split} seeds {held_out['seed_start']}:{held_out['seed_stop']} of "
+                "config.data_dir: build it on training seeds only"
+            )
+    max_words = config.wam.model.max_words
+    for mission in {source[i]["mission"] for i in range(len(source))}:
+        vocab.encode(mission, max_words)  # an unknown word is named here, not mid-training
+    return source
+
+
 def wam_task(
     config: ml_collections.ConfigDict, workdir: str | os.PathLike
 ) -> tuple[Task, Vocabulary]:
@@ -277,6 +322,11 @@ def wam_task(
     system = wam_system_from_config(config, len(vocab))
     max_words = system.wam_config.max_words
     patch_size = target_patch_size(config, system, train_source)
+    on_policy = on_policy_source(config, train_source, vocab)
+    view = label_balancing(config, train_source)
+    if on_policy is not None:
+        # Every label is known here (on_policy_source), so there is no balancing view.
+        view = functools.partial(AggregatedSource, on_policy=on_policy)
     pretrained: dict = {"tokenizer": config.tokenizer_workdir}
     if config.lam_workdir:
         pretrained["lam"] = config.lam_workdir
@@ -290,7 +340,7 @@ def wam_task(
         train_operations=train_operations(config, train_source, vocab, max_words, patch_size),
         eval_operations=(WAMRecord(vocab, max_words, patch_size=patch_size),),
         pretrained=pretrained,
-        train_source_view=label_balancing(config, train_source),
+        train_source_view=view,
     )
     return task, vocab
 

@@ -149,6 +149,10 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # real and named actions alike, `wam_jax/labelling.py`). "": hidden actions stay
         # unknown.
         named_actions="",
+        # A `wam data babyai --actor W` build: episodes W's policy played, every state labelled
+        # by the full-view expert (DAgger). Its training windows join data_dir's (at 100%
+        # labels only, `wam_jax/data/aggregate.py`). "": the expert's episodes alone.
+        on_policy_data_dir="",
         # True: the behaviour-cloning baseline: action loss only, policy queries only, the
         # labelled episodes only, same backbone.
         behaviour_cloning=False,

@@ -37,7 +37,7 @@ def babyai_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def _dataset_dir(data_dir) -> pathlib.Path:
-    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.4.0"
+    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.5.0"
 
 
 def _read_all(data_dir, split: str) -> list[dict]:
@@ -422,7 +422,7 @@ def test_rebuilding_with_other_settings_is_refused(babyai_dir):
 
 
 def test_stale_unfinished_build_is_removed(tmp_path):
-    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.4.0"
+    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.5.0"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("left by a killed build")
     with pytest.raises(DataError, match="unfinished babyai_episodes build"):
@@ -437,7 +437,7 @@ def test_cli_writes_a_dataset_and_reports_the_bot(tmp_path, capsys):
     argv = ["data", "babyai", "--out", str(tmp_path), "--episodes", "3", "--seeds", "50:53"]
     assert main([*argv, "--level", LEVEL, "--clip-len", "8", "--expert", "full_view"]) == 0
     out = capsys.readouterr().out
-    dataset_dir = tmp_path / "babyai_episodes" / "gotolocal_t8" / "1.4.0"
+    dataset_dir = tmp_path / "babyai_episodes" / "gotolocal_t8" / "1.5.0"
     assert f"dataset: {dataset_dir}" in out
     assert read_metadata(dataset_dir)["expert"] == "full_view"
     for split in SPLITS:

@@ -22,6 +22,8 @@ def _evaluated_run(
     init: str = "",
     temperature: float = 1.0,
     seed_in_meta: bool = True,
+    fraction: float = 0.1,
+    on_policy: str = "",
 ) -> pathlib.Path:
     """A workdir as `wam train` + `wam eval` leave it, with only what the table reads."""
     workdir = root / name
@@ -30,10 +32,11 @@ def _evaluated_run(
     meta = {
         "step": 1200,
         "seeds": [90000, 90200],
-        "label_fraction": 0.1,
+        "label_fraction": fraction,
         "behaviour_cloning": bc,
         "stage": "joint",
         "named_actions": named,
+        "on_policy_data_dir": on_policy,
         "action_temperature": temperature,
         "action_source": "policy",
     }
@@ -77,6 +80,18 @@ def test_seed_groups_give_mean_spread_and_the_difference_from_bc(tmp_path):
     # One run: no spread; no BC group evaluated at temperature 0, so no difference.
     assert argmax["success_std"] is None and argmax["success_minus_bc"] is None
     assert argmax["action_temperature"] == 0.0
+
+
+def test_runs_on_on_policy_data_are_a_kind_of_their_own(tmp_path):
+    """BC on the expert's episodes and a policy's (DAgger) is compared with BC at the same
+    100% labels, not pooled with it."""
+    runs = [
+        _evaluated_run(tmp_path, "bc", success=0.9, seed=0, fraction=1.0),
+        _evaluated_run(tmp_path, "dagger", success=0.96, seed=0, fraction=1.0, on_policy="p"),
+    ]
+    bc, dagger = summarize_runs(runs, tmp_path / "study.json")["groups"]
+    assert (bc["kind"], dagger["kind"]) == ("bc", "bc + on-policy")
+    assert dagger["success_minus_bc"] == pytest.approx(0.06)
 
 
 def test_an_evaluation_without_its_seed_reads_the_runs_config(tmp_path):

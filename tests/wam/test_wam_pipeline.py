@@ -12,12 +12,13 @@ import jax
 import numpy as np
 import pytest
 
-from genie_jax.config_loading import ConfigError, load_config
+from genie_jax.config_loading import ConfigError
 from genie_jax.data.pipeline import make_train_iterator
 from genie_jax.train.loop import train
+from tests.wam.tiny_runs import CLIP, TINY, build_tiny_data, tiny_run_config, train_tiny_runs
 from wam_jax.agent import load_agent
 from wam_jax.cli import main
-from wam_jax.data import DataError, build_babyai, open_babyai_split
+from wam_jax.data import DataError, open_babyai_split
 from wam_jax.data.babyai_builder import DATASET_NAME
 from wam_jax.data.babyai_env import NUM_ACTIONS
 from wam_jax.data.pipeline import NO_LABEL, WAMRecord, cells_to_tokens, labelled_episodes
@@ -28,59 +29,18 @@ from wam_jax.task import target_patch_size, train_wam, wam_system_from_config, w
 
 pytestmark = pytest.mark.long_running(seconds=150)  # see tests/conftest.py
 
-CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/configs/babyai.py")
-CLIP = 6
-TINY = {
-    "clip_len": CLIP,
-    "tokenizer.model.patch_size": 16,
-    "tokenizer.model.max_frames": CLIP,
-    "tokenizer.model.encoder_layers": 1,
-    "tokenizer.model.encoder_dim": 32,
-    "tokenizer.model.encoder_heads": 2,
-    "tokenizer.model.decoder_layers": 1,
-    "tokenizer.model.decoder_dim": 32,
-    "tokenizer.model.decoder_heads": 2,
-    "tokenizer.model.codebook_size": 32,
-    "tokenizer.model.latent_dim": 8,
-    "tokenizer.num_steps": 4,
-    "wam.model.num_layers": 1,
-    "wam.model.dim": 32,
-    "wam.model.num_heads": 2,
-    "wam.model.max_frames": CLIP,
-    "wam.num_steps": 4,
-    "wam.batch_size": 4,
-    "tokenizer.batch_size": 4,
-    "wam.optimizer.warmup_steps": 1,
-    "log_every": 2,
-    "eval_every": 4,
-    "eval_batches": 1,
-    "checkpoint_every": 4,
-}
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("babyai")
-    build_babyai(out, "BabyAI-GoToLocal-v0", episodes=40, clip_len=CLIP)
-    return str(out)
+    return build_tiny_data(tmp_path_factory.mktemp("babyai"))
 
 
-def _config(data_dir, **overrides):
-    return load_config(f"{CONFIG}:smoke", {"data_dir": data_dir, **TINY, **overrides})
+_config = tiny_run_config
 
 
 @pytest.fixture(scope="module")
 def runs(data_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    train(_config(data_dir, mesh_shape=(2, 2, 2)), root / "tok", "tokenizer")
-    config = _config(
-        data_dir,
-        tokenizer_workdir=str(root / "tok"),
-        mesh_shape=(2, 2, 2),
-        **{"wam.label_fraction": 0.5},
-    )
-    summary = train_wam(config, root / "wam")
-    return root, summary
+    return train_tiny_runs(data_dir, tmp_path_factory.mktemp("runs"))
 
 
 def test_training_ran_on_the_mesh_and_saved_the_vocabulary(runs):
