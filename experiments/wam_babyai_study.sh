@@ -17,8 +17,12 @@
 # name), EXPERT (default bot: the data's `--expert`; full_view, a bot made afresh at every state
 # that sees the whole room), SEEDS (default "0": the training seeds of every policy run; at 10%
 # labels BC's success moves by tens of points with its seed, so compare methods over several,
-# e.g. "0 1 2 3"; the tokenizer, LAM and labeller are trained once) and OVERRIDES (extra
-# `--config.KEY=VALUE` arguments for every training run, e.g. "--config.wam.num_steps=1200").
+# e.g. "0 1 2 3"; the tokenizer, LAM and labeller are trained once), DAGGER (default 0; 1:
+# at 100% labels each BC run plays DAGGER_EPISODES (default 1000) episodes on training seeds
+# DAGGER_SEEDS (default 8000:18000, past the expert data's), the full-view expert labels every
+# state it reaches, and BC continues from it on the expert's and these episodes) and OVERRIDES
+# (extra `--config.KEY=VALUE` arguments for every training run, e.g.
+# "--config.wam.num_steps=1200").
 set -euo pipefail
 
 PRESET=${1:?usage: experiments/wam_babyai_study.sh smoke|cpu [OUT]}
@@ -32,6 +36,9 @@ NOISE=${NOISE:-0}
 BLOCKER=${BLOCKER:-0}
 EXPERT=${EXPERT:-bot}
 SEEDS=${SEEDS:-0}
+DAGGER=${DAGGER:-0}
+DAGGER_EPISODES=${DAGGER_EPISODES:-1000}
+DAGGER_SEEDS=${DAGGER_SEEDS:-8000:18000}
 read -r -a SEED_LIST <<< "${SEEDS}"
 cd "$(dirname "$0")/.."
 
@@ -78,6 +85,17 @@ for fraction in ${FRACTIONS}; do
     uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction="${fraction}" \
       --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${tag}"
     evaluate "${OUT}/bc_${tag}" --no-imagine
+    if [[ "${DAGGER}" == 1 && "${fraction}" == "1.0" ]]; then
+      # DAgger: BC plays, the expert labels the states it reached, BC learns from both.
+      stage "on-policy data from bc_${tag} -> ${OUT}/on_policy_${tag}"
+      uv run wam data babyai --out "${OUT}/on_policy_${tag}" --level BabyAI-GoToLocal-v0 \
+        --episodes "${DAGGER_EPISODES}" --seeds "${DAGGER_SEEDS}" --actor "${OUT}/bc_${tag}"
+      stage "BC on expert + on-policy episodes, seed ${seed} -> ${OUT}/bc_dagger_${tag}"
+      uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction=1.0 \
+        --config.wam.behaviour_cloning=True --config.wam.on_policy_data_dir "${OUT}/on_policy_${tag}" \
+        --config.wam.init_workdir "${OUT}/bc_${tag}" --workdir "${OUT}/bc_dagger_${tag}"
+      evaluate "${OUT}/bc_dagger_${tag}" --no-imagine
+    fi
   done
   if [[ "${NAMED}" == 1 && "${fraction}" != "1.0" ]]; then
     # The labeller route: a WAM set up as a labeller (the `_labeller` variant, same labels)

@@ -85,3 +85,25 @@ def test_one_seed_keeps_the_run_names_and_the_latent_route_follows_the_seeds(tmp
     ]
     align = [c for c in commands if "latent_align_seed1" in " ".join(c)][0]
     assert _value(align, "--config.wam.init_workdir").endswith("latent_pretrain_seed1")
+
+
+def test_dagger_plays_each_100_percent_bc_run_and_continues_from_it(tmp_path):
+    commands = _study_commands(tmp_path, FRACTIONS="0.1 1.0", SEEDS="0 1", LATENT="0", DAGGER="1")
+    out = tmp_path / "out"
+    builds = [c for c in commands if c[1:3] == ["wam", "data"] and "--actor" in c]
+    assert [(_value(c, "--actor"), _value(c, "--out")) for c in builds] == [
+        (str(out / "bc_1.0"), str(out / "on_policy_1.0")),
+        (str(out / "bc_1.0_seed1"), str(out / "on_policy_1.0_seed1")),
+    ]
+    assert {_value(c, "--seeds") for c in builds} == {"8000:18000"}
+    trained = {
+        pathlib.Path(_value(c, "--workdir")).name: c for c in commands if c[1:3] == ["wam", "train"]
+    }
+    for tag in ("1.0", "1.0_seed1"):
+        run = trained[f"bc_dagger_{tag}"]
+        assert _value(run, "--config.wam.on_policy_data_dir") == str(out / f"on_policy_{tag}")
+        assert _value(run, "--config.wam.init_workdir") == str(out / f"bc_{tag}")
+        assert _option(run, "wam.label_fraction") == "1.0"
+    assert not any(name.startswith("bc_dagger_0.1") for name in trained)  # 100% labels only
+    (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
+    assert str(out / "bc_dagger_1.0_seed1") in summary
