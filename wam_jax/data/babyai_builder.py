@@ -60,6 +60,7 @@ from genie_jax.data.coinrun_builder import SPLITS, plan_splits
 from genie_jax.data.errors import DataError
 from genie_jax.data.source import ClipSource, open_split
 from genie_jax.data.tfds_build import build_once, clip_features
+from genie_jax.train.workdir import absolute_path
 from wam_jax.data import babyai_env
 
 DATASET_NAME = "babyai_episodes"
@@ -211,7 +212,9 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
         successes, lengths, bot_errors, changed = 0, 0, 0, 0
         episodes = self._episodes(specs)
         for spec, episode in zip(
-            specs, tqdm.tqdm(episodes, total=len(specs), desc=f"babyai {split}", unit="episode")
+            specs,
+            tqdm.tqdm(episodes, total=len(specs), desc=f"babyai {split}", unit="episode"),
+            strict=True,
         ):
             seed = spec.level_seed
             successes += episode.success
@@ -291,7 +294,8 @@ def build_babyai(
         expert=expert,
         expert_noise=float(expert_noise),
         blocker_noise=float(blocker_noise),
-        actor=str(actor),
+        # Absolute, so the same run named another way is the same setting.
+        actor=str(absolute_path(actor)) if actor else "",
         actor_step=int(actor_step) if actor else -1,
         actor_temperature=float(actor_temperature) if actor else 1.0,
     )
