@@ -23,6 +23,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from genie_jax.data.errors import DataError
+from genie_jax.train.checkpoint import CheckpointNotFoundError, step_dirs
+from genie_jax.train.workdir import workdir_path
+from wam_jax.agent import load_agent
 from wam_jax.closed_loop import _Episode, play_wam
 from wam_jax.data import babyai_env
 
@@ -60,8 +63,6 @@ def play_on_policy(
     Actions are sampled at `temperature` (0: argmax) from a random stream seeded by each
     chunk's first env seed, so the same run, step and seeds give the same episodes.
     """
-    from wam_jax.agent import load_agent
-
     agent = load_agent(workdir, step=step, action_temperature=temperature)
     if agent.config.frame_size != frame_size:
         raise DataError(
@@ -77,9 +78,6 @@ def play_on_policy(
 def resolved_actor_step(workdir: str, step: int | None) -> int:
     """The checkpoint step the actor's episodes come from (the newest when `step` is None);
     a run with no such checkpoint is refused in one line."""
-    from genie_jax.train.checkpoint import CheckpointNotFoundError, step_dirs
-    from genie_jax.train.workdir import workdir_path
-
     steps = step_dirs(workdir_path(workdir) / "checkpoints")
     if not steps:
         raise CheckpointNotFoundError(f"{workdir} holds no checkpoint: train the policy first")
