@@ -23,8 +23,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from genie_jax.data.errors import DataError
-from genie_jax.train.checkpoint import CheckpointNotFoundError, step_dirs
-from genie_jax.train.workdir import workdir_path
 from wam_jax.agent import load_agent
 from wam_jax.closed_loop import _Episode, play_wam
 from wam_jax.data import babyai_env
@@ -73,16 +71,3 @@ def play_on_policy(
         chunk = [int(s) for s in seeds[start : start + CHUNK]]
         _, played = play_wam(agent, level, chunk, imagine=False, seed=chunk[0])
         yield from (stored_episode(episode) for episode in played)
-
-
-def resolved_actor_step(workdir: str, step: int | None) -> int:
-    """The checkpoint step the actor's episodes come from (the newest when `step` is None);
-    a run with no such checkpoint is refused in one line."""
-    steps = step_dirs(workdir_path(workdir) / "checkpoints")
-    if not steps:
-        raise CheckpointNotFoundError(f"{workdir} holds no checkpoint: train the policy first")
-    if step is not None and step not in steps:
-        raise CheckpointNotFoundError(
-            f"{workdir} has no checkpoint at step {step} (it has {', '.join(map(str, steps))})"
-        )
-    return steps[-1] if step is None else int(step)

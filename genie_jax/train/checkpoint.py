@@ -48,10 +48,16 @@ def step_dirs(directory: str | os.PathLike) -> list[int]:
 
 
 def resolved_step(workdir: str | os.PathLike, step: int | None) -> int:
-    """`step`, or the newest checkpoint step of a run's workdir when `step` is None."""
-    if step is not None:
-        return step
-    return max(step_dirs(workdir_path(workdir) / "checkpoints"))
+    """`step`, or the newest checkpoint step of a run's workdir when `step` is None; a run
+    with no checkpoint, or none at `step`, is refused in one line."""
+    steps = step_dirs(workdir_path(workdir) / "checkpoints")
+    if not steps:
+        raise CheckpointNotFoundError(f"{workdir} holds no checkpoint: train the run first")
+    if step is not None and step not in steps:
+        raise CheckpointNotFoundError(
+            f"{workdir} has no checkpoint at step {step} (it has {', '.join(map(str, steps))})"
+        )
+    return steps[-1] if step is None else int(step)
 
 
 def _arrays(state: TrainState) -> dict[str, Any]:

@@ -172,6 +172,10 @@ def test_steps_and_checkpoint_info_on_a_remote_workdir(bucket):
         (bucket.root / "run/checkpoints" / name).mkdir(parents=True)
     assert step_dirs(RUN + "/checkpoints") == [3, 10]
     assert resolved_step(RUN, None) == 10 and resolved_step(RUN, 3) == 3
+    with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint at step 4 \(it has 3, 10\)"):
+        resolved_step(RUN, 4)
+    with pytest.raises(CheckpointNotFoundError, match="holds no checkpoint"):
+        resolved_step(BUCKET + "other", None)
     assert step_dirs(BUCKET + "other/checkpoints") == []
     # The error names the URI as given, not a local `gs:/` directory.
     with pytest.raises(CheckpointNotFoundError, match="in gs://bucket/other$"):

@@ -60,6 +60,7 @@ from genie_jax.data.coinrun_builder import SPLITS, plan_splits
 from genie_jax.data.errors import DataError
 from genie_jax.data.source import ClipSource, open_split
 from genie_jax.data.tfds_build import build_once, clip_features
+from genie_jax.train.checkpoint import resolved_step
 from genie_jax.train.workdir import absolute_path
 from wam_jax.data import babyai_env
 
@@ -277,11 +278,8 @@ def build_babyai(
     if expert not in babyai_env.EXPERTS:
         raise DataError(f"unknown expert {expert!r}; choose from {babyai_env.EXPERTS}")
     if actor:
-        # The policy side imports the model, which imports this package.
-        from wam_jax.on_policy import resolved_actor_step
-
         _check_actor_settings(expert, expert_noise, blocker_noise, actor_temperature)
-        actor_step = resolved_actor_step(actor, actor_step)
+        actor_step = resolved_step(actor, actor_step)
     _check_builds_apart(pathlib.Path(out_dir), on_policy=bool(actor))
     babyai_env.check_level(level)  # registered, and its grid tiles the frame
     config = BabyaiConfig(
