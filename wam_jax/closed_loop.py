@@ -32,6 +32,12 @@ model compiles once. Reported per run:
                        changed nothing while the agent faced an object, the share where the
                        head pointed at that object: high means the policy takes the blocker
                        for its target, low that it knows the target and cannot get round)
+  shortest_path_share  (GoTo missions) share of the WAM's actions that lie on a shortest path
+                       to the goal from the state they were taken in (`shortest_path.py`:
+                       every equally short route counts, so unlike `expert_agreement` its
+                       complement is an error rate), also over won and failed episodes'
+                       actions (`_won`, `_failed`), and `excess_actions_won`: the mean number
+                       of actions a won episode took beyond the fewest possible from its start
 """
 
 import contextlib
@@ -49,6 +55,7 @@ from wam_jax.data.babyai_env import (
     tile_size,
 )
 from wam_jax.data.pipeline import cells_to_tokens
+from wam_jax.shortest_path import fewest_actions, on_shortest_path
 
 
 def _psnr(target_HWC: np.ndarray, prediction_HWC: np.ndarray) -> float:
@@ -71,6 +78,10 @@ class _Episode:
         self.targets = [named_object_cells(self.env.unwrapped)] if render else []
         self.actions: list[int] = []
         self.expert_actions: list[int | None] = []  # the bot's choice before each action
+        # GoTo missions (None otherwise): the fewest actions that win from the start, and per
+        # action whether it lay on a shortest path (filled by `play_wam`).
+        self.fewest_actions = fewest_actions(self.env.unwrapped) if render else None
+        self.on_shortest_path: list[bool | None] = []
         self.imagined: list[np.ndarray] = []
         # Before each action, with a target head: does it point at a named object's cell, and
         # at the cell the agent faces (which holds an object or not)?
@@ -166,6 +177,27 @@ def grounding(episodes: list["_Episode"]) -> dict[str, float | None]:
     }
 
 
+def shortest_paths(episodes: list["_Episode"]) -> dict[str, float | None]:
+    """How many of the played actions lay on a shortest path (module docstring); empty when no
+    action was scored (not a GoTo level)."""
+    if not any(v is not None for ep in episodes for v in ep.on_shortest_path):
+        return {}
+
+    def share(group: list["_Episode"]) -> float | None:
+        scored = [v for ep in group for v in ep.on_shortest_path if v is not None]
+        return float(np.mean(scored)) if scored else None
+
+    won = [ep for ep in episodes if ep.success and ep.fewest_actions is not None]
+    return {
+        "shortest_path_share": share(episodes),
+        "shortest_path_share_won": share([ep for ep in episodes if ep.success]),
+        "shortest_path_share_failed": share([ep for ep in episodes if not ep.success]),
+        "excess_actions_won": (
+            float(np.mean([len(ep.actions) - ep.fewest_actions for ep in won])) if won else None
+        ),
+    }
+
+
 def episode_record(episode: "_Episode") -> dict:
     """One played episode as a JSON-ready row (`wam eval` writes one per line)."""
     record = {
@@ -177,6 +209,9 @@ def episode_record(episode: "_Episode") -> dict:
         "expert_actions": list(episode.expert_actions),
         "first_disagreement": first_disagreement(episode),
     }
+    if episode.fewest_actions is not None:
+        record["fewest_actions"] = episode.fewest_actions
+        record["on_shortest_path"] = list(episode.on_shortest_path)
     if episode.render:
         record["stalled"] = episode.stalled()
     if episode.target_on_named:
@@ -271,6 +306,7 @@ def play_wam(
             if ep.done:
                 continue
             ep.expert_actions.append(expert_action(ep.env))
+            ep.on_shortest_path.append(on_shortest_path(ep.env.unwrapped, int(out["actions"][b])))
             if "target_token" in out:
                 ep.note_target(int(out["target_token"][b]), patch_size)
             ep.step(out["actions"][b])
@@ -293,6 +329,7 @@ def play_wam(
         "episodes": len(episodes),
         **expert_agreement(episodes),
         **grounding(episodes),
+        **shortest_paths(episodes),
     }
     if imagine:
         metrics["video_psnr_by_step"] = [s / c for s, c in zip(psnr_sums, psnr_counts)]

@@ -130,6 +130,9 @@ def test_wam_eval_writes_metrics(runs):
         assert row["length"] == len(row["actions"]) == len(row["expert_actions"]) > 0
     assert metrics["success_rate"] == np.mean([row["success"] for row in rows])
     assert 0.0 <= metrics["expert_agreement"] <= 1.0
+    assert 0.0 <= metrics["shortest_path_share"] <= 1.0
+    for row in rows:  # GoToLocal: every action scored against the shortest paths
+        assert len(row["on_shortest_path"]) == row["length"] and row["fewest_actions"] >= 0
     # The smoke preset's target head: where it pointed before every action.
     assert 0.0 <= metrics["target_on_named"] <= 1.0
     for row in rows:
