@@ -38,6 +38,10 @@ model compiles once. Reported per run:
                        complement is an error rate), also over won and failed episodes'
                        actions (`_won`, `_failed`), and `excess_actions_won`: the mean number
                        of actions a won episode took beyond the fewest possible from its start
+  forward_into_blocker_share  of the actions taken while the agent faced a blocker (a wall or
+                       an object the mission does not name, `facing_blocker_steps` of them),
+                       the share that were FORWARD: a move that changes nothing and that the
+                       expert never makes (it turns, or picks the object up)
 """
 
 import contextlib
@@ -48,6 +52,7 @@ import numpy as np
 
 from wam_jax.agent import WAMAgent
 from wam_jax.data.babyai_env import (
+    FORWARD,
     NUM_ACTIONS,
     expert_action,
     make_env,
@@ -55,7 +60,7 @@ from wam_jax.data.babyai_env import (
     tile_size,
 )
 from wam_jax.data.pipeline import cells_to_tokens
-from wam_jax.shortest_path import fewest_actions, on_shortest_path
+from wam_jax.shortest_path import faces_a_blocker, fewest_actions, on_shortest_path
 
 
 def _psnr(target_HWC: np.ndarray, prediction_HWC: np.ndarray) -> float:
@@ -82,6 +87,7 @@ class _Episode:
         # action whether it lay on a shortest path (filled by `play_wam`).
         self.fewest_actions = fewest_actions(self.env.unwrapped) if render else None
         self.on_shortest_path: list[bool | None] = []
+        self.facing_blocker: list[bool] = []  # before each action (filled by `play_wam`)
         self.imagined: list[np.ndarray] = []
         # Before each action, with a target head: does it point at a named object's cell, and
         # at the cell the agent faces (which holds an object or not)?
@@ -198,6 +204,20 @@ def shortest_paths(episodes: list["_Episode"]) -> dict[str, float | None]:
     }
 
 
+def blocker_forwards(episodes: list["_Episode"]) -> dict[str, float | int | None]:
+    """How often the agent walked into a blocker it faced (module docstring)."""
+    faced = [
+        action == FORWARD
+        for ep in episodes
+        for action, facing in zip(ep.actions, ep.facing_blocker)
+        if facing
+    ]
+    return {
+        "forward_into_blocker_share": float(np.mean(faced)) if faced else None,
+        "facing_blocker_steps": len(faced),
+    }
+
+
 def episode_record(episode: "_Episode") -> dict:
     """One played episode as a JSON-ready row (`wam eval` writes one per line)."""
     record = {
@@ -214,6 +234,7 @@ def episode_record(episode: "_Episode") -> dict:
         record["on_shortest_path"] = list(episode.on_shortest_path)
     if episode.render:
         record["stalled"] = episode.stalled()
+        record["facing_blocker"] = list(episode.facing_blocker)
     if episode.target_on_named:
         record["target_on_named"] = list(episode.target_on_named)
         record["target_on_faced"] = list(episode.target_on_faced)
@@ -307,6 +328,7 @@ def play_wam(
                 continue
             ep.expert_actions.append(expert_action(ep.env))
             ep.on_shortest_path.append(on_shortest_path(ep.env.unwrapped, int(out["actions"][b])))
+            ep.facing_blocker.append(faces_a_blocker(ep.env.unwrapped))
             if "target_token" in out:
                 ep.note_target(int(out["target_token"][b]), patch_size)
             ep.step(out["actions"][b])
@@ -330,6 +352,7 @@ def play_wam(
         **expert_agreement(episodes),
         **grounding(episodes),
         **shortest_paths(episodes),
+        **blocker_forwards(episodes),
     }
     if imagine:
         metrics["video_psnr_by_step"] = [s / c for s, c in zip(psnr_sums, psnr_counts)]

@@ -69,6 +69,16 @@ def actions_to_goal(world) -> np.ndarray:
     return steps
 
 
+def faces_a_blocker(world) -> bool:
+    """The cell ahead stops the agent and holds nothing the mission names (a wall, or an
+    object in the way): FORWARD changes nothing there, and the expert never takes it."""
+    x, y = (int(v) for v in world.front_pos)
+    if _free(world, x, y):
+        return False
+    inside = 0 <= x < world.width and 0 <= y < world.height
+    return not (inside and named_object_cells(world)[y, x])
+
+
 def _agent_state(world) -> tuple[int, int, int]:
     return int(world.agent_pos[0]), int(world.agent_pos[1]), int(world.agent_dir)
 

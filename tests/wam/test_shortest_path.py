@@ -7,13 +7,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from wam_jax.closed_loop import shortest_paths
+from wam_jax.closed_loop import blocker_forwards, shortest_paths
 from wam_jax.data import babyai_env
 from wam_jax.data.babyai_env import FORWARD, LEFT, RIGHT, full_view_action, named_object_cells
 from wam_jax.shortest_path import (
     DIRECTIONS,
     UNREACHABLE,
     actions_to_goal,
+    faces_a_blocker,
     fewest_actions,
     on_shortest_path,
     state_after,
@@ -95,15 +96,20 @@ def _a_straight_approach(world):
     return None
 
 
-def test_distances_and_moves_near_a_named_object():
+def _env_with_a_straight_approach():
+    """(env, (x, y, d)) for the first layout that has a straight approach."""
     for seed in range(20):
         env = _reset(seed)
-        world = env.unwrapped
-        start = _a_straight_approach(world)
+        start = _a_straight_approach(env.unwrapped)
         if start is not None:
-            break
+            return env, start
         env.close()
-    assert start is not None
+    raise AssertionError("no layout with a straight approach in 20 seeds")
+
+
+def test_distances_and_moves_near_a_named_object():
+    env, start = _env_with_a_straight_approach()
+    world = env.unwrapped
     _place(world, *start)
     assert fewest_actions(world) == 1
     assert on_shortest_path(world, FORWARD) is True
@@ -159,3 +165,46 @@ def test_shortest_paths_sums_the_scored_actions():
     }
     # Nothing scored (another kind of mission): no entry at all.
     assert shortest_paths([played(True, [3], None, [None])]) == {}
+
+
+def test_what_counts_as_a_blocker():
+    env, start = _env_with_a_straight_approach()
+    world = env.unwrapped
+    x, y, d = start
+    dx, dy = DIRECTIONS[d]
+    _place(world, x, y, d)
+    assert not faces_a_blocker(world)  # a free cell ahead
+    _place(world, x + dx, y + dy, d)
+    assert not faces_a_blocker(world)  # the named object: forward there is no stall
+    others = [
+        (ox, oy)
+        for ox in range(1, world.width - 1)
+        for oy in range(1, world.height - 1)
+        if world.grid.get(ox, oy) is not None and not named_object_cells(world)[oy, ox]
+    ]
+    ox, oy = others[0]  # GoToLocal rooms hold distractors
+    for d, (dx, dy) in enumerate(DIRECTIONS):
+        if world.grid.get(ox - dx, oy - dy) is None and 0 < ox - dx < world.width - 1:
+            _place(world, ox - dx, oy - dy, d)
+            assert faces_a_blocker(world) and state_after(world, FORWARD)[:2] == (ox - dx, oy - dy)
+            break
+    else:
+        pytest.fail("no free cell next to the distractor")
+    _place(world, 1, 1, 3)  # the top wall
+    assert faces_a_blocker(world)
+    env.close()
+
+
+def test_blocker_forwards_counts_forwards_while_facing_a_blocker():
+    episodes = [
+        SimpleNamespace(actions=[FORWARD, FORWARD, LEFT], facing_blocker=[True, True, True]),
+        SimpleNamespace(actions=[FORWARD, RIGHT], facing_blocker=[False, True]),
+    ]
+    assert blocker_forwards(episodes) == {
+        "forward_into_blocker_share": 2 / 4,
+        "facing_blocker_steps": 4,
+    }
+    assert blocker_forwards([SimpleNamespace(actions=[2], facing_blocker=[False])]) == {
+        "forward_into_blocker_share": None,
+        "facing_blocker_steps": 0,
+    }

@@ -131,12 +131,19 @@ def test_wam_eval_writes_metrics(runs):
     assert metrics["success_rate"] == np.mean([row["success"] for row in rows])
     assert 0.0 <= metrics["expert_agreement"] <= 1.0
     assert 0.0 <= metrics["shortest_path_share"] <= 1.0
+    assert metrics["facing_blocker_steps"] == sum(sum(row["facing_blocker"]) for row in rows)
     for row in rows:  # GoToLocal: every action scored against the shortest paths
         assert len(row["on_shortest_path"]) == row["length"] and row["fewest_actions"] >= 0
     # The smoke preset's target head: where it pointed before every action.
     assert 0.0 <= metrics["target_on_named"] <= 1.0
     for row in rows:
-        for key in ("stalled", "target_on_named", "target_on_faced", "facing_object"):
+        for key in (
+            "stalled",
+            "facing_blocker",
+            "target_on_named",
+            "target_on_faced",
+            "facing_object",
+        ):
             assert len(row[key]) == row["length"], key
     table = runs[0] / "study.json"
     assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
