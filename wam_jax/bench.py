@@ -11,10 +11,12 @@ import numpy as np
 
 from genie_jax.bench.train import BenchModel
 from genie_jax.data.source import open_config_split
-from wam_jax.data.babyai_env import NUM_ACTIONS
+from wam_jax.data.babyai_env import AHEAD_CLASSES, NUM_ACTIONS
 from wam_jax.system import NO_LABEL
 from wam_jax.task import (
+    ahead_field,
     check_stage,
+    target_patch_size,
     task_for_system,
     train_operations,
     vocab_from_split,
@@ -32,11 +34,13 @@ def wam_bench_model(config: ml_collections.ConfigDict) -> BenchModel:
     if config.data_dir:  # the real vocabulary, so the pipeline's batches fit the step
         train_source = open_config_split(config, "train")
         vocab = vocab_from_split(train_source)
-        num_words = len(vocab)
-        operations = train_operations(config, train_source, vocab, max_words)
+        system = wam_system_from_config(config, len(vocab))
+        patch_size = target_patch_size(config, system, train_source)
+        ahead = ahead_field(system, {config.data_dir: train_source})
+        operations = train_operations(config, train_source, vocab, max_words, patch_size, ahead)
     else:
-        num_words = SYNTHETIC_WORDS
-    system = wam_system_from_config(config, num_words)
+        system = wam_system_from_config(config, SYNTHETIC_WORDS)
+    num_words = system.num_words
     task = task_for_system(config, system, train_operations=operations)
     frozen = " and ".join(task.frozen)
     notes = [f"{frozen} randomly initialized (no pretrained load)"]
@@ -57,6 +61,8 @@ def wam_bench_model(config: ml_collections.ConfigDict) -> BenchModel:
         if system.wam_config.target_head:  # one target token a frame, as a mission's object
             target_BT = rng.integers(0, num_tokens, (batch_size, frames))
             batch["targets"] = np.arange(num_tokens) == target_BT[:, :, None]
+        if system.wam_config.ahead_head:
+            batch["ahead"] = rng.integers(0, len(AHEAD_CLASSES), (batch_size, frames), np.int32)
         return batch
 
     return BenchModel(

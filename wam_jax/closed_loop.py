@@ -54,6 +54,7 @@ from wam_jax.agent import WAMAgent
 from wam_jax.data.babyai_env import (
     FORWARD,
     NUM_ACTIONS,
+    ahead_class,
     expert_action,
     make_env,
     named_object_cells,
@@ -81,6 +82,7 @@ class _Episode:
         # uint8 [G, G] per frame (with `render`): the cells of the objects the mission names,
         # as the data builder stores them, so a played episode can be written as data.
         self.targets = [named_object_cells(self.env.unwrapped)] if render else []
+        self.aheads = [ahead_class(self.env.unwrapped)] if render else []  # the same, per frame
         self.actions: list[int] = []
         self.expert_actions: list[int | None] = []  # the bot's choice before each action
         # GoTo missions (None otherwise): the fewest actions that win from the start, and per
@@ -106,6 +108,7 @@ class _Episode:
         if self.render:
             self.frames.append(self._render())
             self.targets.append(named_object_cells(self.env.unwrapped))
+            self.aheads.append(ahead_class(self.env.unwrapped))
         self.done = terminated or truncated
         self.success = self.done and reward > 0
 

@@ -49,6 +49,13 @@ class WAMConfig(DtypeFields):
     # policy reads the slot alone, which can ignore the instruction even where the target
     # head points right (RESULTS.md, "Which policy reads its mission").
     policy_reads_target: bool = False
+    # True: one more head on what the policy head reads at frame t: the class of the cell in
+    # front of the agent in frame t (free, wall, object, named object; `babyai_env.
+    # AHEAD_CLASSES`), trained (weight `config.wam.ahead_loss_weight`) with labels the
+    # simulator gives for free (data 1.6.0). The policy's one systematic error is walking
+    # into what it faces (RESULTS.md, "Why the 100%-label policy stops near 92%"). False: no
+    # such head or loss.
+    ahead_head: bool = False
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False

@@ -40,9 +40,11 @@ cells of the objects the instruction names (auxiliary grounding, `targets` [B, T
   policy input_t = slot_t + gelu(W [slot_t ; sum_n softmax_n(target_t,n) video_t,n])
 
 (the softmax held constant for the policy loss; frame t's video features see frames <= t
-only, so the policy stays causal). All are off in `WAMConfig`; the BabyAI presets turn on
-`rope` and `target_head` (RESULTS.md has what each measured). `rotary_heads` keeps the
-rotation to the first heads of each spatial attention.
+only, so the policy stays causal). `ahead_head` classifies, from what the policy head reads
+at frame t, the cell in front of the agent in frame t (`ahead` [B, T, 4]: free, wall, object,
+named object), an auxiliary loss on the geometry the policy must get right. All are off in
+`WAMConfig`; the BabyAI presets turn on `rope` and `target_head` (RESULTS.md has what each
+measured). `rotary_heads` keeps the rotation to the first heads of each spatial attention.
 
 Slot ids: 0..R-1 real actions, R..R+A-1 latent actions (from a LAM), then `mask_action_id`
 (hidden or unknown) and `no_action_id` (frame 0, and frames past the episode's end).
@@ -67,6 +69,7 @@ from genie_jax.nn import (
     stack_options,
 )
 from wam_jax.config import WAMConfig
+from wam_jax.data.babyai_env import AHEAD_CLASSES
 
 
 def _head(features: int, cfg: WAMConfig, axis: str, name: str) -> nn.Dense:
@@ -152,6 +155,8 @@ class WorldActionModel(nn.Module):
             self.target_head = _head(1, cfg, "actions", "target_head")
         self.action_head = _head(self.num_actions, cfg, "actions", "action_head")
         self.policy_head = _head(self.num_actions, cfg, "actions", "policy_head")
+        if cfg.ahead_head:
+            self.ahead_head = _head(len(AHEAD_CLASSES), cfg, "actions", "ahead_head")
         if cfg.policy_reads_target:
             self.policy_hidden = _head(cfg.dim, cfg, "mlp", "policy_hidden")
         if self.num_latent_actions:
@@ -239,6 +244,8 @@ class WorldActionModel(nn.Module):
             out["targets"] = self.target_head(video_out_BTND)[..., 0]
         policy_BTD = self._policy_input(slot_BTD, video_out_BTND, out.get("targets"))
         out["next_actions"] = self.policy_head(policy_BTD)
+        if self.config.ahead_head:
+            out["ahead"] = self.ahead_head(policy_BTD)
         if self.num_latent_actions:
             out["latent_actions"] = self.latent_head(slot_BTD)
             out["next_latent_actions"] = self.latent_policy_head(policy_BTD)

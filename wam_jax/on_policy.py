@@ -43,6 +43,7 @@ def stored_episode(episode: _Episode) -> babyai_env.Episode:
         success=bool(episode.success),
         bot_error=None,
         targets_TGG=np.stack(episode.targets).astype(np.uint8),
+        ahead_T=np.asarray(episode.aheads, np.uint8),
     )
 
 

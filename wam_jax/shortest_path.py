@@ -18,7 +18,15 @@ import collections
 import numpy as np
 from minigrid.envs.babyai.core.verifier import GoToInstr
 
-from wam_jax.data.babyai_env import FORWARD, LEFT, RIGHT, named_object_cells
+from wam_jax.data.babyai_env import (
+    AHEAD_OBJECT,
+    AHEAD_WALL,
+    FORWARD,
+    LEFT,
+    RIGHT,
+    ahead_class,
+    named_object_cells,
+)
 
 # minigrid's direction vectors: 0 east (+x), 1 south (+y), 2 west, 3 north.
 DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))
@@ -72,11 +80,7 @@ def actions_to_goal(world) -> np.ndarray:
 def faces_a_blocker(world) -> bool:
     """The cell ahead stops the agent and holds nothing the mission names (a wall, or an
     object in the way): FORWARD changes nothing there, and the expert never takes it."""
-    x, y = (int(v) for v in world.front_pos)
-    if _free(world, x, y):
-        return False
-    inside = 0 <= x < world.width and 0 <= y < world.height
-    return not (inside and named_object_cells(world)[y, x])
+    return ahead_class(world) in (AHEAD_WALL, AHEAD_OBJECT)
 
 
 def _agent_state(world) -> tuple[int, int, int]:

@@ -13,6 +13,10 @@ video) or shown (policy):
   target   (with the model's target head and a batch's `targets`) in every frame inside the
            episode where the mission's object is on the grid, -log of the softmax mass the
            frame's token logits put on its target tokens, weighted by `target_loss_weight`;
+  ahead    (with the model's ahead head and a batch's `ahead`) the class of the cell in front
+           of the agent at frame t, from what the policy head reads there, on the policy's
+           positions (frames inside the episode whose past was shown whole), weighted by
+           `ahead_loss_weight`;
   pseudo   (with `pseudo_label_weight` > 0) the policy head's a_t where a_t is unknown and the
            model's own inverse-dynamics query names it confidently (`pseudo_labels.py`), on
            the same whole-frame positions as `policy`, weighted by `pseudo_label_weight`.
@@ -94,6 +98,8 @@ def wam_losses(
     policy_loss_weight: float = 1.0,
     targets_BTN: jax.Array | None = None,
     target_loss_weight: float = 0.0,
+    ahead_BT: jax.Array | None = None,
+    ahead_loss_weight: float = 0.0,
     pseudo_actions_BT: jax.Array | None = None,
     pseudo_label_weight: float = 0.0,
     policy_actions_BT: jax.Array | None = None,
@@ -139,6 +145,12 @@ def wam_losses(
         target = pointer_ce(logits["targets"], targets_BTN, inside_BT)
         loss = loss + target_loss_weight * target["ce"]
         metrics.update(target_ce=target["ce"], target_accuracy=target["accuracy"])
+    if "ahead" in logits:
+        if ahead_BT is None:
+            raise ValueError("the WAM has an ahead head but the batch has no `ahead`")
+        ahead = masked_ce(logits["ahead"], ahead_BT, shown_BT & inside_BT)
+        loss = loss + ahead_loss_weight * ahead["ce"]
+        metrics.update(ahead_ce=ahead["ce"], ahead_accuracy=ahead["accuracy"])
     if "latent_actions" in logits:
         latent_BT = aux["latent_actions"]  # the LAM labels padding too: keep real transitions
         before_last_BT = jnp.arange(frames)[None, :] < length_B[:, None] - 1
@@ -166,10 +178,12 @@ def _inputs(batch: Batch) -> tuple[jax.Array, ...]:
     return batch["words"], video_to_unit(batch["video"]), batch["actions"], batch["length"]
 
 
-def _batch_kwargs(batch: Batch, target_loss_weight: float) -> dict:
+def _batch_kwargs(batch: Batch, target_loss_weight: float, ahead_loss_weight: float) -> dict:
     return {
         "targets_BTN": batch.get("targets"),
         "target_loss_weight": target_loss_weight,
+        "ahead_BT": batch.get("ahead"),
+        "ahead_loss_weight": ahead_loss_weight,
         "policy_actions_BT": batch.get("policy_actions"),
     }
 
@@ -188,6 +202,7 @@ def wam_train_step(
     slot_loss_weight: float = 1.0,
     policy_loss_weight: float = 1.0,
     target_loss_weight: float = 0.0,
+    ahead_loss_weight: float = 0.0,
     pseudo_label_weight: float = 0.0,
     pseudo_label_threshold: float = 0.9,
 ) -> tuple[TrainState, Metrics]:
@@ -242,7 +257,7 @@ def wam_train_step(
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
             policy_loss_weight=policy_loss_weight,
-            **_batch_kwargs(batch, target_loss_weight),
+            **_batch_kwargs(batch, target_loss_weight, ahead_loss_weight),
             **pseudo_kwargs,
         )
         return loss, (metrics, model_state)
@@ -271,6 +286,7 @@ def wam_eval_step(
     slot_loss_weight: float = 1.0,
     policy_loss_weight: float = 1.0,
     target_loss_weight: float = 0.0,
+    ahead_loss_weight: float = 0.0,
     pseudo_label_threshold: float = 0.9,
 ) -> Metrics:
     """Losses under fixed masks, one per use of the model: policy (the last frame of each clip
@@ -311,7 +327,7 @@ def wam_eval_step(
             video_loss_weight=video_loss_weight,
             slot_loss_weight=slot_loss_weight,
             policy_loss_weight=policy_loss_weight,
-            **_batch_kwargs(batch, target_loss_weight),
+            **_batch_kwargs(batch, target_loss_weight, ahead_loss_weight),
         )
         if name == "policy":
             metrics["loss"] = loss
@@ -320,6 +336,8 @@ def wam_eval_step(
             )
             if "target_accuracy" in m:
                 metrics.update(target_accuracy=m["target_accuracy"], target_ce=m["target_ce"])
+            if "ahead_accuracy" in m:
+                metrics.update(ahead_accuracy=m["ahead_accuracy"], ahead_ce=m["ahead_ce"])
         elif name == "policy_other_instruction":
             metrics.update(
                 policy_other_instruction_accuracy=m["policy_accuracy"],

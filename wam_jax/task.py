@@ -30,6 +30,9 @@ from wam_jax.system import WAMSystem
 
 STAGES = ("joint", "pretrain", "align")
 VOCAB_FILE = "vocab.json"
+# Heads that learn from simulator labels beside the policy: a run that adds one to the
+# backbone of its `init_workdir` run starts that head from its initialization.
+AUXILIARY_HEADS = ("target_head", "ahead_head")
 
 
 def load_or_build_vocab(
@@ -115,6 +118,12 @@ def task_for_system(
         # in closed loop; frames after the policy mode's cut add nothing without a video loss.
         mode_probs, video_weight, slot_weight = (0.0, 1.0, 0.0), 0.0, 0.0
     target_weight = section.get("target_loss_weight", 1.0) if system.wam_config.target_head else 0.0
+    ahead_weight = section.get("ahead_loss_weight", 1.0) if system.wam_config.ahead_head else 0.0
+    if target_weight < 0 or ahead_weight < 0:
+        raise ConfigError(
+            f"config.wam.target_loss_weight={target_weight} and ahead_loss_weight="
+            f"{ahead_weight} must be >= 0"
+        )
     policy_weight = section.get("policy_loss_weight", 1.0)
     if policy_weight < 0:
         raise ConfigError(f"config.wam.policy_loss_weight={policy_weight} must be >= 0")
@@ -158,6 +167,7 @@ def task_for_system(
             slot_loss_weight=slot_weight,
             policy_loss_weight=policy_weight,
             target_loss_weight=target_weight,
+            ahead_loss_weight=ahead_weight,
             pseudo_label_weight=pseudo_weight,
             pseudo_label_threshold=pseudo_threshold,
         ),
@@ -169,6 +179,7 @@ def task_for_system(
             slot_loss_weight=slot_weight,
             policy_loss_weight=policy_weight,
             target_loss_weight=target_weight,
+            ahead_loss_weight=ahead_weight,
             pseudo_label_threshold=pseudo_threshold,
         ),
         section=section,
@@ -194,19 +205,39 @@ def target_patch_size(config: ml_collections.ConfigDict, system: WAMSystem, sour
     return system.tokenizer_config.patch_size
 
 
+def ahead_field(system: WAMSystem, sources: dict) -> bool:
+    """Whether the WAM's batches carry `ahead` (it has an ahead head); a source of `sources`
+    ({data directory: training split}) without the field (data before 1.6.0, an on-policy
+    build included) is refused here."""
+    if not system.wam_config.ahead_head:
+        return False
+    for data_dir, source in sources.items():
+        if "ahead" not in source.fields:
+            raise ConfigError(
+                f"config.wam.model.ahead_head needs data with `ahead` (BabyAI version 1.6.0 or "
+                f"later); {data_dir} holds version {source.version}: rebuild it with "
+                "`wam data babyai`"
+            )
+    return True
+
+
 def train_operations(
     config: ml_collections.ConfigDict,
     train_source,
     vocab: Vocabulary,
     max_words: int,
     patch_size: int | None = None,
+    ahead: bool = False,
 ) -> tuple:
     """grain operations from stored training windows to WAM batches (labels hidden outside
     the labelled fraction; the BC baseline reads a view of the labelled episodes only, see
     `label_balancing`)."""
     labels = _train_labels(config, train_source)
     named = named_actions_for_run(config, train_source)
-    return (WAMRecord(vocab, max_words, labels, patch_size=patch_size, named_actions=named),)
+    record = WAMRecord(
+        vocab, max_words, labels, patch_size=patch_size, named_actions=named, ahead=ahead
+    )
+    return (record,)
 
 
 def named_actions_for_run(config: ml_collections.ConfigDict, train_source):
@@ -323,6 +354,10 @@ def wam_task(
     max_words = system.wam_config.max_words
     patch_size = target_patch_size(config, system, train_source)
     on_policy = on_policy_source(config, train_source, vocab)
+    sources = {config.data_dir: train_source}
+    if on_policy is not None:
+        sources[section.on_policy_data_dir] = on_policy
+    ahead = ahead_field(system, sources)
     view = label_balancing(config, train_source)
     if on_policy is not None:
         # Every label is known here (on_policy_source), so there is no balancing view.
@@ -332,13 +367,16 @@ def wam_task(
         pretrained["lam"] = config.lam_workdir
     if section.init_workdir:
         # Align: from a pretrain run. Joint or BC: from any WAM run of the same backbone (e.g.
-        # the joint WAM started from the BC baseline's weights).
-        pretrained["wam"] = (section.init_workdir, "wam")
+        # the joint WAM started from the BC baseline's weights), with or without its
+        # auxiliary heads.
+        pretrained["wam"] = (section.init_workdir, "wam", AUXILIARY_HEADS)
     task = task_for_system(
         config,
         system,
-        train_operations=train_operations(config, train_source, vocab, max_words, patch_size),
-        eval_operations=(WAMRecord(vocab, max_words, patch_size=patch_size),),
+        train_operations=train_operations(
+            config, train_source, vocab, max_words, patch_size, ahead
+        ),
+        eval_operations=(WAMRecord(vocab, max_words, patch_size=patch_size, ahead=ahead),),
         pretrained=pretrained,
         train_source_view=view,
     )

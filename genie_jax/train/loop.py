@@ -134,9 +134,14 @@ def train(
         # Fail on a missing or mismatched part before anything is written.
         abstract, _ = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
         for group, source in task.pretrained.items():
-            workdir_of, inner = _pretrained_source(source)
+            workdir_of, inner, fresh = _pretrained_source(source)
             load_pretrained_params(
-                workdir_of, group, abstract.params[group], check_only=True, group=inner
+                workdir_of,
+                group,
+                abstract.params[group],
+                check_only=True,
+                group=inner,
+                fresh=fresh,
             )
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
     if checkpointer.latest_step() is not None:
@@ -262,14 +267,21 @@ def _load_pretrained(state, pretrained: dict[str, str]):
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params[group]
         )
-        workdir_of, inner = _pretrained_source(source)
-        params[group] = load_pretrained_params(workdir_of, group, abstract, group=inner)
+        workdir_of, inner, fresh = _pretrained_source(source)
+        loaded = load_pretrained_params(workdir_of, group, abstract, group=inner, fresh=fresh)
+        # Submodules named `fresh` that the checkpoint lacks keep their initialization.
+        params[group] = {**params[group], **loaded}
     return state.replace(params=params)
 
 
-def _pretrained_source(source: str | tuple[str, str]) -> tuple[str, str | None]:
-    """A run's workdir (its whole parameter tree), or (workdir, group) for one group of it."""
-    return (source, None) if isinstance(source, str) else (source[0], source[1])
+def _pretrained_source(source: str | tuple) -> tuple[str, str | None, tuple[str, ...]]:
+    """A run's workdir (its whole parameter tree), or (workdir, group) for one group of it, or
+    (workdir, group, fresh): `fresh` submodules may be missing from that run (e.g. a new
+    auxiliary head) and then start from their initialization."""
+    if isinstance(source, str):
+        return source, None, ()
+    workdir_of, inner, *rest = source
+    return workdir_of, inner, tuple(rest[0]) if rest else ()
 
 
 def evaluate(config, section, eval_step, state, in_sharding, operations=None) -> dict[str, float]:

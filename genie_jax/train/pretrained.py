@@ -38,6 +38,7 @@ def load_pretrained_params(
     check_only: bool = False,
     step: int | None = None,
     group: str | None = None,
+    fresh: tuple[str, ...] = (),
 ) -> Any:
     """Newest `params` of the `part` run in `workdir`, restored into `abstract_params`'s shardings.
 
@@ -45,7 +46,9 @@ def load_pretrained_params(
     abstract train state that will hold them). `check_only` stops after the checks (missing
     checkpoint, shape mismatch) and returns None. `step` picks a checkpoint (default newest).
     `group` reads one top-level parameter group of a run that trained several parts (e.g. the
-    `wam` group of a WAM run) instead of the run's whole parameter tree.
+    `wam` group of a WAM run) instead of the run's whole parameter tree. `fresh` names
+    top-level submodules (e.g. an auxiliary head) that may be missing from the checkpoint:
+    they are left out of the returned tree, for the caller to keep at their initialization.
     """
     workdir = absolute_path(workdir)
     directory = workdir / "checkpoints"
@@ -76,6 +79,9 @@ def load_pretrained_params(
                     f"(it has {', '.join(sorted(saved))})"
                 )
             saved = saved[group]
+        absent = sorted(name for name in fresh if name in abstract_params and name not in saved)
+        if absent:
+            abstract_params = {k: v for k, v in abstract_params.items() if k not in absent}
         problems = describe_mismatch(flat_shapes(abstract_params), flat_shapes(saved))
         if problems:
             hint = ""
@@ -102,6 +108,7 @@ def load_pretrained_params(
     finally:
         manager.close()
         logging.set_verbosity(previous_verbosity)
-    print(f"loaded {part} params from {directory} (step {step})")
+    kept = f"; {', '.join(absent)} not in it, kept as initialized" if absent else ""
+    print(f"loaded {part} params from {directory} (step {step}){kept}")
     params = restored["state"]["params"]
     return params if group is None else params[group]

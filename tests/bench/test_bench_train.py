@@ -51,6 +51,7 @@ TINY_WAM = {
     "wam.model.num_layers": 1,
     "wam.model.dim": 16,
     "wam.model.num_heads": 2,
+    "wam.model.ahead_head": True,  # the synthetic batch carries every auxiliary label
 }
 FAST = ["--steps", "2", "--warmup", "1", "--batch-size", "4", "--matmul-size", "128"]
 REQUIRED = (

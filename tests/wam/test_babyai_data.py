@@ -21,6 +21,9 @@ from wam_jax.data import (
     play_episode,
     read_metadata,
 )
+from wam_jax.data.babyai_builder import BabyaiEpisodes
+
+VERSION = str(BabyaiEpisodes.VERSION)
 
 SPLITS = ("train", "validation", "test")
 LEVEL = "BabyAI-GoToLocal-v0"
@@ -37,7 +40,7 @@ def babyai_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def _dataset_dir(data_dir) -> pathlib.Path:
-    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / "1.5.0"
+    return pathlib.Path(data_dir) / "babyai_episodes" / "gotolocal_t4" / VERSION
 
 
 def _read_all(data_dir, split: str) -> list[dict]:
@@ -230,6 +233,31 @@ def test_targets_mark_the_objects_the_mission_names(seed):
             assert (np.abs(patch.astype(int) - COLORS[color]).sum(axis=1) == 0).any()
 
 
+@pytest.mark.parametrize("blocker_noise", [0.0, 0.5])
+def test_ahead_says_whether_forward_moves(blocker_noise):
+    """`ahead` holds a class per frame, and a FORWARD from a frame whose cell ahead is free
+    moves the agent (the frame changes), from any other class it changes nothing; the last
+    FORWARD of a won GoTo episode faces the named object. Blocker noise puts forwards into
+    objects in the data."""
+    classes = {}
+    for seed in range(12):
+        episode = play_episode(LEVEL, seed, blocker_noise=blocker_noise)
+        ahead_T = episode.ahead_T
+        assert ahead_T.shape == (len(episode.frames_THWC),) and ahead_T.dtype == np.uint8
+        assert ahead_T.max() < len(babyai_env.AHEAD_CLASSES)
+        for t, action in enumerate(episode.actions_T):
+            if action != babyai_env.FORWARD:
+                continue
+            moved = not np.array_equal(episode.frames_THWC[t], episode.frames_THWC[t + 1])
+            assert moved == (ahead_T[t] == babyai_env.AHEAD_FREE), (seed, t)
+            classes[int(ahead_T[t])] = classes.get(int(ahead_T[t]), 0) + 1
+        if episode.success:  # GoTo is won facing the named object
+            assert ahead_T[-1] == babyai_env.AHEAD_NAMED
+    assert classes.get(babyai_env.AHEAD_FREE, 0) > 10
+    if blocker_noise:
+        assert classes.get(babyai_env.AHEAD_OBJECT, 0) > 0
+
+
 def test_a_picked_up_object_leaves_the_targets():
     """PickupLoc: the object the bot picks up is carried, on no cell, in the last frame."""
     episode = play_episode("BabyAI-PickupLoc-v0", 5)
@@ -377,6 +405,8 @@ def test_records_read_back_with_their_shapes_and_contents(babyai_dir):
     np.testing.assert_array_equal(r["expert_actions"], r["actions"])  # no noise in this build
     np.testing.assert_array_equal(r["targets"], expected["targets"])
     assert r["targets"].shape == (4, 8, 8) and r["targets"].dtype == np.uint8
+    np.testing.assert_array_equal(r["ahead"], expected["ahead"])
+    assert r["ahead"].shape == (4,) and r["ahead"].dtype == np.uint8
     assert r["length"] == expected["length"]
 
 
@@ -422,7 +452,7 @@ def test_rebuilding_with_other_settings_is_refused(babyai_dir):
 
 
 def test_stale_unfinished_build_is_removed(tmp_path):
-    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / "incomplete.ABC123_1.5.0"
+    stale = tmp_path / "babyai_episodes" / "pickuploc_t16" / f"incomplete.ABC123_{VERSION}"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("left by a killed build")
     with pytest.raises(DataError, match="unfinished babyai_episodes build"):
@@ -437,7 +467,7 @@ def test_cli_writes_a_dataset_and_reports_the_bot(tmp_path, capsys):
     argv = ["data", "babyai", "--out", str(tmp_path), "--episodes", "3", "--seeds", "50:53"]
     assert main([*argv, "--level", LEVEL, "--clip-len", "8", "--expert", "full_view"]) == 0
     out = capsys.readouterr().out
-    dataset_dir = tmp_path / "babyai_episodes" / "gotolocal_t8" / "1.5.0"
+    dataset_dir = tmp_path / "babyai_episodes" / "gotolocal_t8" / VERSION
     assert f"dataset: {dataset_dir}" in out
     assert read_metadata(dataset_dir)["expert"] == "full_view"
     for split in SPLITS:

@@ -16,6 +16,7 @@ from tests.wam.tiny_runs import CLIP, build_tiny_data, tiny_run_config, train_ti
 from wam_jax.cli import main
 from wam_jax.data import DataError, build_babyai, open_babyai_split, read_metadata
 from wam_jax.data.aggregate import AggregatedSource
+from wam_jax.data.babyai_builder import BabyaiEpisodes
 from wam_jax.data.babyai_env import (
     NO_ACTION,
     expert_action,
@@ -83,7 +84,8 @@ def _episodes(data_dir, split: str) -> list[dict]:
 def test_the_policys_episodes_replay_and_every_state_has_the_experts_choice(played):
     """Replaying the stored actions from the seed gives the stored frames and cells, and the
     stored label of every state is what the full-view expert chooses there."""
-    metadata = read_metadata(next((played / "babyai_episodes").iterdir()) / "1.5.0")
+    version = str(BabyaiEpisodes.VERSION)
+    metadata = read_metadata(next((played / "babyai_episodes").iterdir()) / version)
     assert metadata["actor"].endswith("wam") and metadata["actor_step"] == 4
     assert metadata["expert"] == "full_view" and metadata["actor_temperature"] == 1.0
     differs = 0

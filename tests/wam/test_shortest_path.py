@@ -9,7 +9,18 @@ import pytest
 
 from wam_jax.closed_loop import blocker_forwards, shortest_paths
 from wam_jax.data import babyai_env
-from wam_jax.data.babyai_env import FORWARD, LEFT, RIGHT, full_view_action, named_object_cells
+from wam_jax.data.babyai_env import (
+    AHEAD_FREE,
+    AHEAD_NAMED,
+    AHEAD_OBJECT,
+    AHEAD_WALL,
+    FORWARD,
+    LEFT,
+    RIGHT,
+    ahead_class,
+    full_view_action,
+    named_object_cells,
+)
 from wam_jax.shortest_path import (
     DIRECTIONS,
     UNREACHABLE,
@@ -167,14 +178,17 @@ def test_shortest_paths_sums_the_scored_actions():
 
 
 def test_what_counts_as_a_blocker():
+    """`ahead_class` names the cell ahead (free, named, object, wall), and `faces_a_blocker`
+    is the wall and object classes: the cells FORWARD cannot enter."""
     env, start = _env_with_a_straight_approach()
     world = env.unwrapped
     x, y, d = start
     dx, dy = DIRECTIONS[d]
     _place(world, x, y, d)
-    assert not faces_a_blocker(world)  # a free cell ahead
+    assert ahead_class(world) == AHEAD_FREE and not faces_a_blocker(world)
     _place(world, x + dx, y + dy, d)
-    assert not faces_a_blocker(world)  # the named object: forward there is no stall
+    # The named object: forward there is no stall.
+    assert ahead_class(world) == AHEAD_NAMED and not faces_a_blocker(world)
     others = [
         (ox, oy)
         for ox in range(1, world.width - 1)
@@ -185,12 +199,13 @@ def test_what_counts_as_a_blocker():
     for d, (dx, dy) in enumerate(DIRECTIONS):
         if world.grid.get(ox - dx, oy - dy) is None and 0 < ox - dx < world.width - 1:
             _place(world, ox - dx, oy - dy, d)
-            assert faces_a_blocker(world) and state_after(world, FORWARD)[:2] == (ox - dx, oy - dy)
+            assert ahead_class(world) == AHEAD_OBJECT and faces_a_blocker(world)
+            assert state_after(world, FORWARD)[:2] == (ox - dx, oy - dy)
             break
     else:
         pytest.fail("no free cell next to the distractor")
     _place(world, 1, 1, 3)  # the top wall
-    assert faces_a_blocker(world)
+    assert ahead_class(world) == AHEAD_WALL and faces_a_blocker(world)
     env.close()
 
 

@@ -72,33 +72,38 @@ def test_action_prediction_is_causal_in_frames(t):
 
 
 READS_TARGET = {"target_head": True, "policy_reads_target": True}
+AHEAD = {"ahead_head": True}
 
 
 @pytest.mark.parametrize("t", range(FRAMES))
 @pytest.mark.parametrize(
     "spatial_positions, options",
-    [("learned", {}), ("rope", {}), ("rope", READS_TARGET)],
-    ids=["learned", "rope", "rope-reads-target"],
+    [("learned", {}), ("rope", {}), ("rope", READS_TARGET), ("rope", AHEAD)],
+    ids=["learned", "rope", "rope-reads-target", "rope-ahead"],
 )
 def test_next_action_sees_frames_up_to_its_own(t, spatial_positions, options):
     """Row t of the policy head (a_t) reads frames <= t, never frame t+1 nor its slot (also
-    with rotary positions in spatial attention, and reading the target head's pointer)."""
+    with rotary positions in spatial attention, and reading the target head's pointer); so
+    does the ahead head, which reads the same features."""
     model, params, words, tokens, slots = _backbone(spatial_positions, **options)
+    heads = ("next_actions", "ahead") if options.get("ahead_head") else ("next_actions",)
 
-    def next_logits(tokens_in, slots_in):
-        return model.apply({"params": params}, words, tokens_in, slots_in)["next_actions"][0, t]
+    for head in heads:
 
-    base = next_logits(tokens, slots)
-    if t + 1 < FRAMES:
-        later_tokens = tokens.at[0, t + 1 :].set((tokens[0, t + 1 :] + 1) % V)
-        later_slots = slots.at[0, t + 1 :].set((slots[0, t + 1 :] + 1) % ACTIONS)
-        np.testing.assert_array_equal(base, next_logits(later_tokens, slots))
-        np.testing.assert_array_equal(base, next_logits(tokens, later_slots))
-    same_frame = tokens.at[0, t].set((tokens[0, t] + 1) % V)
-    assert np.abs(base - next_logits(same_frame, slots)).max() > 1e-4
-    if t > 0:
-        earlier = tokens.at[0, t - 1].set((tokens[0, t - 1] + 1) % V)
-        assert np.abs(base - next_logits(earlier, slots)).max() > 1e-4
+        def next_logits(tokens_in, slots_in, head=head):
+            return model.apply({"params": params}, words, tokens_in, slots_in)[head][0, t]
+
+        base = next_logits(tokens, slots)
+        if t + 1 < FRAMES:
+            later_tokens = tokens.at[0, t + 1 :].set((tokens[0, t + 1 :] + 1) % V)
+            later_slots = slots.at[0, t + 1 :].set((slots[0, t + 1 :] + 1) % ACTIONS)
+            np.testing.assert_array_equal(base, next_logits(later_tokens, slots))
+            np.testing.assert_array_equal(base, next_logits(tokens, later_slots))
+        same_frame = tokens.at[0, t].set((tokens[0, t] + 1) % V)
+        assert np.abs(base - next_logits(same_frame, slots)).max() > 1e-4
+        if t > 0:
+            earlier = tokens.at[0, t - 1].set((tokens[0, t - 1] + 1) % V)
+            assert np.abs(base - next_logits(earlier, slots)).max() > 1e-4
 
 
 def test_policy_reads_what_the_target_head_points_at():
@@ -554,3 +559,53 @@ def test_target_loss_points_at_the_named_cells():
     plain_params = tiny_params(plain, batch)
     plain_logits, _ = tiny_apply(plain, plain_params, batch, video_hidden, slots_hidden)
     assert "targets" not in plain_logits
+
+
+def test_ahead_loss_classifies_the_cell_ahead_where_the_policy_learns():
+    """The ahead head's loss is the cross-entropy of its class at every frame inside the
+    episode whose past was shown whole (the policy's positions; numerics by hand), added at
+    `ahead_loss_weight`; at weight 0 the head gets no gradient; a batch without `ahead` is
+    refused, and a model without the head has no such output."""
+    system = tiny_system(ahead_head=True)
+    batch = tiny_batch()  # clip 0: 5 frames; clip 1: 3 frames
+    params = tiny_params(system, batch)
+    ahead = np.random.default_rng(1).integers(0, 4, (2, FRAMES)).astype(np.int32)
+    video_hidden = jnp.zeros((2, FRAMES, N), bool).at[0, 3:].set(True)
+    slots_hidden = jnp.zeros((2, FRAMES), bool)
+
+    def losses(p, weight):
+        return tiny_losses(
+            system,
+            p,
+            batch,
+            video_hidden,
+            slots_hidden,
+            action_loss_weight=1.0,
+            ahead_BT=jnp.asarray(ahead),
+            ahead_loss_weight=weight,
+        )
+
+    logits, _ = tiny_apply(system, params, batch, video_hidden, slots_hidden)
+    assert logits["ahead"].shape == (2, FRAMES, 4)
+    logp = np.asarray(jax.nn.log_softmax(logits["ahead"]))
+    # Clip 0: frames 0-2 shown (3 on hidden); clip 1: all shown, frames 0-2 inside.
+    counted = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    by_hand = -np.mean([logp[b, t, ahead[b, t]] for b, t in counted])
+    right = np.mean([np.argmax(logp[b, t]) == ahead[b, t] for b, t in counted])
+    (loss, m), (loss0, _) = losses(params, 1.0), losses(params, 0.0)
+    np.testing.assert_allclose(m["ahead_ce"], by_hand, rtol=1e-5)
+    np.testing.assert_allclose(m["ahead_accuracy"], right, rtol=1e-6)
+    np.testing.assert_allclose(loss - loss0, by_hand, rtol=1e-4)
+
+    grads = jax.grad(lambda p: losses(p, 1.0)[0])(params)
+    assert np.abs(grads["wam"]["ahead_head"]["kernel"]).max() > 0
+    grads0 = jax.grad(lambda p: losses(p, 0.0)[0])(params)
+    assert not np.any(grads0["wam"]["ahead_head"]["kernel"])
+
+    with pytest.raises(ValueError, match="no `ahead`"):
+        tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
+    plain = tiny_system()
+    plain_logits, _ = tiny_apply(
+        plain, tiny_params(plain, batch), batch, video_hidden, slots_hidden
+    )
+    assert "ahead" not in plain_logits

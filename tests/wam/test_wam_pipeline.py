@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import types
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from genie_jax.config_loading import ConfigError
 from genie_jax.data.pipeline import make_train_iterator
 from genie_jax.train.loop import train
+from genie_jax.train.pretrained import PretrainedMismatchError, load_pretrained_params
 from tests.wam.tiny_runs import CLIP, TINY, build_tiny_data, tiny_run_config, train_tiny_runs
 from wam_jax.agent import load_agent
 from wam_jax.cli import main
@@ -25,7 +27,14 @@ from wam_jax.data.pipeline import NO_LABEL, WAMRecord, cells_to_tokens, labelled
 from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
 from wam_jax.labelling import NamedActions
-from wam_jax.task import target_patch_size, train_wam, wam_system_from_config, wam_task
+from wam_jax.task import (
+    AUXILIARY_HEADS,
+    ahead_field,
+    target_patch_size,
+    train_wam,
+    wam_system_from_config,
+    wam_task,
+)
 
 pytestmark = pytest.mark.long_running(seconds=150)  # see tests/conftest.py
 
@@ -218,7 +227,7 @@ def test_joint_and_bc_runs_can_start_from_another_wam_run(data_dir, tmp_path):
             data_dir, tokenizer_workdir="t", **{"wam.init_workdir": str(init)}, **extra
         )
         task, vocab = wam_task(config, tmp_path / "w")
-        assert task.pretrained["wam"] == (str(init), "wam")
+        assert task.pretrained["wam"] == (str(init), "wam", AUXILIARY_HEADS)
         assert vocab.words == ["dragon", "go", "the", "to"]
     plain, vocab = wam_task(_config(data_dir, tokenizer_workdir="t"), tmp_path / "plain")
     assert "wam" not in plain.pretrained and "dragon" not in vocab.words
@@ -417,6 +426,72 @@ def test_target_head_reads_targets_from_the_data(data_dir, tmp_path):
         target_patch_size(config, system, old)
     with pytest.raises(DataError, match="rebuild the data"):
         record.map({k: v for k, v in element.items() if k != "targets"})
+
+
+def test_ahead_head_reads_ahead_from_the_data(data_dir, tmp_path):
+    """With the ahead head, batches carry the stored `ahead` classes (train and eval alike);
+    data built before the field existed is refused with the way out."""
+    config = _config(data_dir, tokenizer_workdir="t", **{"wam.model.ahead_head": True})
+    task, vocab = wam_task(config, tmp_path / "w")
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    element = source[0]
+    for (record,) in (task.train_operations, task.eval_operations):
+        out = record.map(element)
+        np.testing.assert_array_equal(out["ahead"], element["ahead"])
+        assert out["ahead"].dtype == np.int32
+    assert "ahead" not in WAMRecord(vocab, max_words=12).map(element)
+    system = wam_system_from_config(config, len(vocab))
+    old = types.SimpleNamespace(fields=frozenset({"video", "targets"}), version="1.5.0")
+    with pytest.raises(ConfigError, match="old_dir holds version 1.5.0: rebuild it"):
+        ahead_field(system, {data_dir: source, "old_dir": old})
+    assert ahead_field(system, {data_dir: source})
+    with pytest.raises(DataError, match="`ahead` field of BabyAI data version 1.6.0"):
+        task.train_operations[0].map({k: v for k, v in element.items() if k != "ahead"})
+
+
+def test_a_run_adds_an_auxiliary_head_to_a_trained_backbone(runs, data_dir, tmp_path):
+    """From a run without the ahead head, a run with it loads every other `wam` parameter as
+    saved and starts the head from its initialization; without `fresh` the missing head is a
+    mismatch named in the error."""
+    root = runs[0]
+    source = root / "wam"
+    config = _config(
+        data_dir,
+        tokenizer_workdir=str(root / "tok"),
+        mesh_shape=(2, 2, 2),
+        **{"wam.model.ahead_head": True, "wam.init_workdir": str(source)},
+    )
+    task, _ = wam_task(config, tmp_path / "w")
+    system = task.model
+    inputs = [jax.numpy.asarray(x) for x in task.example_inputs]
+    abstract = jax.eval_shape(
+        lambda: nn.meta.unbox(system.init(jax.random.key(0), *inputs)["params"])
+    )["wam"]
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=_one_device()), abstract
+    )
+    with pytest.raises(PretrainedMismatchError, match="ahead_head/kernel: missing from"):
+        load_pretrained_params(source, "wam", abstract, group="wam")
+    loaded = load_pretrained_params(source, "wam", abstract, group="wam", fresh=AUXILIARY_HEADS)
+    assert "ahead_head" not in loaded and "policy_head" in loaded
+    saved = load_agent(source).params["wam"]
+    for name, leaf in jax.tree_util.tree_flatten_with_path(loaded)[0]:
+        np.testing.assert_array_equal(leaf, _at(saved, name))
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        summary = train_wam(config, tmp_path / "w")
+    assert "ahead_head not in it, kept as initialized" in printed.getvalue()
+    assert np.isfinite(summary["train"]["ahead_ce"])
+
+
+def _one_device():
+    return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key.key]
+    return tree
 
 
 @pytest.fixture(scope="module")

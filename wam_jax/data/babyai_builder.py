@@ -2,7 +2,7 @@
 
 Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
 `BabyAI-GoToLocal-v0`; `{level}_t{T}_onpolicy` for a build played by a policy, below), version
-1.5.0. Each example is one window of `T` frames of one episode
+1.6.0. Each example is one window of `T` frames of one episode
 (see `babyai_env`); the last window of an episode is padded with its last frame:
 
   video       uint8 [T, 64, 64, 3]   full-view renders; frame 0 of window 0 is the reset frame
@@ -11,6 +11,9 @@ Dataset `babyai_episodes`, config `{level}_t{T}` (e.g. `gotolocal_t16` for
                                      where a noise step replaced it); -1 as actions
   targets     uint8 [T, G, G]        1 on the grid cells (row, column) holding an object the
                                      mission names (`babyai_env.named_object_cells`)
+  ahead       uint8 [T]              what the cell in front of the agent holds in frame t, an
+                                     index into `babyai_env.AHEAD_CLASSES` (free, wall,
+                                     object, named)
   length      int64                  valid (unpadded) frames in this window
   mission     text                   the instruction, e.g. "go to the grey ball"
   success     int64                  1 if the bot completed the mission in this episode
@@ -131,7 +134,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
     """BabyAI expert-bot episodes; see the module docstring for the layout and the splits."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.5.0")
+    VERSION = tfds.core.Version("1.6.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release.",
         "1.1.0": "`targets`: the cells of the objects the mission names, per frame.",
@@ -142,6 +145,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
         "the whole room).",
         "1.5.0": "The `actor` setting: episodes played by a trained WAM policy, every state "
         "labelled by the full-view expert (DAgger).",
+        "1.6.0": "`ahead`: what the cell in front of the agent holds, per frame.",
     }
     # TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it uses
     # but does not declare (tensorflow/datasets#11212). Naming the file here skips that lookup.
@@ -164,6 +168,7 @@ class BabyaiEpisodes(tfds.core.GeneratorBasedBuilder):
                     "targets": tfds.features.Tensor(
                         shape=(t, cfg.grid_size, cfg.grid_size), dtype=np.uint8, encoding="zlib"
                     ),
+                    "ahead": tfds.features.Tensor(shape=(t,), dtype=np.uint8),
                     "length": tfds.features.Scalar(dtype=np.int64),
                     "mission": tfds.features.Text(),
                     "success": tfds.features.Scalar(dtype=np.int64),

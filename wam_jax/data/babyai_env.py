@@ -56,6 +56,9 @@ NO_ACTION = -1  # in `actions` where a frame has no successor: an episode's last
 NOISE_ACTIONS = (0, 1, 2)
 LEFT, RIGHT, FORWARD = 0, 1, 2
 EXPERTS = ("bot", "full_view")  # see the module docstring
+# What the cell in front of the agent holds (`ahead_class`), per frame in the data (1.6.0).
+AHEAD_CLASSES = ("free", "wall", "object", "named")
+AHEAD_FREE, AHEAD_WALL, AHEAD_OBJECT, AHEAD_NAMED = range(len(AHEAD_CLASSES))
 
 _LEVEL_NAME = re.compile(r"^BabyAI-(?P<stem>.+)-v\d+$")
 
@@ -75,6 +78,8 @@ class Episode:
     # uint8 [n + 1, G, G] (row, column of the G x G grid): 1 on the cells holding an object
     # the mission names, in each frame (see `named_object_cells`)
     targets_TGG: np.ndarray
+    # uint8 [n + 1]: what the cell in front of the agent holds in each frame (`ahead_class`)
+    ahead_T: np.ndarray
 
 
 def level_slug(level: str) -> str:
@@ -155,6 +160,29 @@ def named_object_cells(world) -> np.ndarray:
             if cell is not None and any(cell is obj for obj in tracked):
                 cells_GG[y, x] = 1
     return cells_GG
+
+
+def ahead_class(world) -> int:
+    """What the cell in front of the agent holds, an index into `AHEAD_CLASSES`:
+
+      free    the agent may step there (FORWARD moves it): an empty cell, an open door
+      wall    a wall
+      object  anything else: an object the mission does not name, a closed door
+      named   an object the mission names (`named_object_cells`)
+
+    Simulator knowledge, for training only: the auxiliary "cell ahead" loss
+    (`config.wam.model.ahead_head`) asks the policy's features for it, the one fact a cloned
+    policy gets wrong when it walks into what it faces (RESULTS.md, "Why the 100%-label policy
+    stops near 92%")."""
+    x, y = (int(v) for v in world.front_pos)
+    if not (0 <= x < world.width and 0 <= y < world.height):
+        return AHEAD_WALL  # the grid's edge stops the agent as a wall does
+    cell = world.grid.get(x, y)
+    if cell is None or cell.can_overlap():
+        return AHEAD_FREE
+    if named_object_cells(world)[y, x]:
+        return AHEAD_NAMED
+    return AHEAD_WALL if cell.type == "wall" else AHEAD_OBJECT
 
 
 def grid_size(level: str) -> int:
@@ -256,6 +284,7 @@ def play_episode(
         bot = BabyAIBot(world) if expert == "bot" else None  # the episode-long bot
         frames = [world.get_frame(highlight=False, tile_size=tile)]
         targets = [named_object_cells(world)]
+        aheads = [ahead_class(world)]
         actions: list[int] = []
         expert_actions: list[int] = []
         reward, done, bot_error = 0.0, False, None
@@ -292,6 +321,7 @@ def play_episode(
             expert_actions.append(choice)
             frames.append(world.get_frame(highlight=False, tile_size=tile))
             targets.append(named_object_cells(world))
+            aheads.append(ahead_class(world))
     finally:
         env.close()
     return Episode(
@@ -302,6 +332,7 @@ def play_episode(
         success=bot_error is None and reward > 0,
         bot_error=bot_error,
         targets_TGG=np.stack(targets).astype(np.uint8),
+        ahead_T=np.asarray(aheads, np.uint8),
     )
 
 
@@ -322,6 +353,7 @@ def cut_examples(
     pad_index_T = np.minimum(np.arange(padded), num_frames - 1)
     video_THWC = frames_THWC[pad_index_T]
     targets_TGG = episode.targets_TGG[pad_index_T]
+    ahead_T = episode.ahead_T[pad_index_T]
     actions_T = np.full(padded, NO_ACTION, np.int32)
     actions_T[: len(episode.actions_T)] = episode.actions_T
     expert_actions_T = np.full(padded, NO_ACTION, np.int32)
@@ -335,6 +367,7 @@ def cut_examples(
                 "actions": actions_T[window],
                 "expert_actions": expert_actions_T[window],
                 "targets": targets_TGG[window],
+                "ahead": ahead_T[window],
                 "length": min(clip_len, num_frames - c * clip_len),
                 "mission": episode.mission,
                 "success": int(episode.success),

@@ -69,11 +69,13 @@ class WAMRecord(grain.transforms.Map):
         labelled: np.ndarray | None = None,
         patch_size: int | None = None,
         named_actions=None,
+        ahead: bool = False,
     ):
         self._vocab = vocab
         self._max_words = max_words
         self._labelled = labelled  # None: every episode labelled
         self._patch_size = patch_size  # None: no `targets` field
+        self._ahead = ahead  # False: no `ahead` field
         # `wam_jax.labelling.NamedActions`: a frozen labeller's actions, used where the real
         # ones are hidden (None: hidden actions stay NO_LABEL).
         self._named_actions = named_actions
@@ -106,4 +108,11 @@ class WAMRecord(grain.transforms.Map):
             record["targets"] = cells_to_tokens(
                 np.asarray(element["targets"]), video.shape[1], self._patch_size
             )
+        if self._ahead:
+            if "ahead" not in element:
+                raise DataError(
+                    "the ahead loss needs the `ahead` field of BabyAI data version 1.6.0 or "
+                    "later; rebuild the data with `wam data babyai`"
+                )
+            record["ahead"] = np.asarray(element["ahead"], np.int32)
         return record
