@@ -56,6 +56,12 @@ class WAMConfig(DtypeFields):
     # into what it faces (RESULTS.md, "Why the 100%-label policy stops near 92%"). False: no
     # such head or loss.
     ahead_head: bool = False
+    # True: before the transformer, each frame's video token embeddings get a residual 3x3
+    # convolution over the token grid (zero at initialization), so every cell's embedding
+    # holds its neighbours': what lies next to the agent in each direction is then one MLP
+    # away instead of a content-dependent attention offset. Spatial only, so causality in time
+    # holds. Needs a square token grid. False: cells meet through attention alone.
+    grid_conv: bool = False
     dtype: str = "float32"
     param_dtype: str = "float32"
     scan_layers: bool = False

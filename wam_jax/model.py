@@ -42,7 +42,9 @@ cells of the objects the instruction names (auxiliary grounding, `targets` [B, T
 (the softmax held constant for the policy loss; frame t's video features see frames <= t
 only, so the policy stays causal). `ahead_head` classifies, from what the policy head reads
 at frame t, the cell in front of the agent in frame t (`ahead` [B, T, 4]: free, wall, object,
-named object), an auxiliary loss on the geometry the policy must get right. All are off in
+named object), an auxiliary loss on the geometry the policy must get right. `grid_conv` adds
+to each video token embedding a 3x3 convolution over its frame's token grid (zero at
+initialization), so a cell's embedding holds its neighbours'. All are off in
 `WAMConfig`; the BabyAI presets turn on `rope` and `target_head` (RESULTS.md has what each
 measured). `rotary_heads` keeps the rotation to the first heads of each spatial attention.
 
@@ -127,10 +129,13 @@ class WorldActionModel(nn.Module):
         self.pos = FactorizedPositionEmbedding(
             cfg.max_frames, self.positions_per_frame, cfg.jnp_param_dtype, name="pos"
         )
-        if cfg.grid_positions:
+        if cfg.grid_positions or cfg.grid_conv:
             side = math.isqrt(self.num_tokens)
             if side * side != self.num_tokens:
-                raise ValueError(f"grid positions need a square frame; {self.num_tokens} tokens")
+                raise ValueError(
+                    f"grid positions and grid_conv need a square frame; {self.num_tokens} tokens"
+                )
+        if cfg.grid_positions:
             self.grid_pos = GridPositionEmbedding(
                 side, side, cfg.dim, cfg.jnp_param_dtype, name="grid_pos"
             )
@@ -141,6 +146,19 @@ class WorldActionModel(nn.Module):
             name="transformer",
             **stack_options(cfg),
         )
+        if cfg.grid_conv:
+            self.grid_conv = nn.Conv(
+                cfg.dim,
+                (3, 3),
+                padding="SAME",
+                dtype=cfg.jnp_dtype,
+                param_dtype=cfg.jnp_param_dtype,
+                kernel_init=nn.with_logical_partitioning(
+                    nn.initializers.zeros, ("conv_height", "conv_width", "embed", "mlp")
+                ),
+                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
+                name="grid_conv",
+            )
         if cfg.instruction_film:
             self.film = nn.Dense(
                 2 * cfg.dim,
@@ -202,6 +220,21 @@ class WorldActionModel(nn.Module):
         gamma_BD, beta_BD = jnp.split(self.film(bag_BD), 2, axis=-1)
         return video_BTND * (1.0 + gamma_BD[:, None, None, :]) + beta_BD[:, None, None, :]
 
+    def video_embeddings(self, words_BL: jax.Array, tokens_BTN: jax.Array) -> jax.Array:
+        """[B, T, N, D]: the video tokens as the transformer receives them (code embedding,
+        grid positions, FiLM, the grid convolution; the factorized positions come later)."""
+        video_BTND = self.token_embed(tokens_BTN)
+        if self.config.grid_positions:
+            video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
+        if self.config.instruction_film:
+            video_BTND = self._film(words_BL, self.word_embed(words_BL), video_BTND)
+        if self.config.grid_conv:
+            batch, frames, tokens, dim = video_BTND.shape
+            side = math.isqrt(tokens)
+            grid_XSSD = video_BTND.reshape(batch * frames, side, side, dim)  # row-major cells
+            video_BTND = video_BTND + self.grid_conv(grid_XSSD).reshape(video_BTND.shape)
+        return video_BTND
+
     def _policy_input(
         self, slot_BTD: jax.Array, video_out_BTND: jax.Array, targets_BTN: jax.Array
     ) -> jax.Array:
@@ -225,11 +258,7 @@ class WorldActionModel(nn.Module):
         words_BLD = self.word_embed(words_BL)
         words_BTLD = jnp.broadcast_to(words_BLD[:, None], (batch, frames) + words_BLD.shape[1:])
         slot_BT1D = self.action_embed(slots_BT)[:, :, None, :]
-        video_BTND = self.token_embed(tokens_BTN)
-        if self.config.grid_positions:
-            video_BTND = video_BTND + self.grid_pos().astype(video_BTND.dtype)
-        if self.config.instruction_film:
-            video_BTND = self._film(words_BL, words_BLD, video_BTND)
+        video_BTND = self.video_embeddings(words_BL, tokens_BTN)
         x_BTPD = jnp.concatenate([words_BTLD, slot_BT1D, video_BTND], axis=2)
         x_BTPD = self.transformer(self.pos(x_BTPD), spatial_rotary_NF=self._rotary())
         x_BTPD = x_BTPD.astype(jnp.float32)

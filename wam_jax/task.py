@@ -30,9 +30,10 @@ from wam_jax.system import WAMSystem
 
 STAGES = ("joint", "pretrain", "align")
 VOCAB_FILE = "vocab.json"
-# Heads that learn from simulator labels beside the policy: a run that adds one to the
-# backbone of its `init_workdir` run starts that head from its initialization.
-AUXILIARY_HEADS = ("target_head", "ahead_head")
+# Options a run may add to the backbone of its `init_workdir` run: their modules start from
+# their initialization (the auxiliary heads beside the policy; the grid convolution, zero at
+# initialization, leaves the loaded model's outputs as they were).
+ADDABLE_MODULES = ("target_head", "ahead_head", "grid_conv")
 
 
 def load_or_build_vocab(
@@ -367,9 +368,9 @@ def wam_task(
         pretrained["lam"] = config.lam_workdir
     if section.init_workdir:
         # Align: from a pretrain run. Joint or BC: from any WAM run of the same backbone (e.g.
-        # the joint WAM started from the BC baseline's weights), with or without its
-        # auxiliary heads.
-        pretrained["wam"] = (section.init_workdir, "wam", AUXILIARY_HEADS)
+        # the joint WAM started from the BC baseline's weights), with or without the
+        # ADDABLE_MODULES.
+        pretrained["wam"] = (section.init_workdir, "wam", ADDABLE_MODULES)
     task = task_for_system(
         config,
         system,

@@ -138,6 +138,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # With `model.target_head`: the weight of the auxiliary loss that points at the cells of
         # the objects the mission names (labels from the simulator, see `steps.py`).
         target_loss_weight=1.0,
+        # With `model.ahead_head`: the weight of the auxiliary loss on the class of the cell in
+        # front of the agent (free, wall, object, named object; data 1.6.0, `steps.py`).
+        ahead_loss_weight=1.0,
         # > 0: the WAM's own inverse-dynamics query names the actions of unlabelled clips, and
         # where its probability is at least the threshold the policy head learns them too, at
         # this weight (`wam_jax/pseudo_labels.py`); one more forward pass a step (skipped at

@@ -28,6 +28,8 @@ LOGICAL_AXIS_RULES: LogicalRules = (
     ("head_dim", None),
     ("qkv", None),
     ("patch", None),
+    ("conv_height", None),  # convolution kernels' spatial axes
+    ("conv_width", None),
     ("code", None),
     ("codebook", None),
     ("vocab", "tensor"),

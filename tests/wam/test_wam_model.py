@@ -2,6 +2,7 @@
 
 import types
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,13 +74,14 @@ def test_action_prediction_is_causal_in_frames(t):
 
 READS_TARGET = {"target_head": True, "policy_reads_target": True}
 AHEAD = {"ahead_head": True}
+GRID_CONV = {"grid_conv": True}
 
 
 @pytest.mark.parametrize("t", range(FRAMES))
 @pytest.mark.parametrize(
     "spatial_positions, options",
-    [("learned", {}), ("rope", {}), ("rope", READS_TARGET), ("rope", AHEAD)],
-    ids=["learned", "rope", "rope-reads-target", "rope-ahead"],
+    [("learned", {}), ("rope", {}), ("rope", READS_TARGET), ("rope", AHEAD), ("rope", GRID_CONV)],
+    ids=["learned", "rope", "rope-reads-target", "rope-ahead", "rope-grid-conv"],
 )
 def test_next_action_sees_frames_up_to_its_own(t, spatial_positions, options):
     """Row t of the policy head (a_t) reads frames <= t, never frame t+1 nor its slot (also
@@ -609,3 +611,53 @@ def test_ahead_loss_classifies_the_cell_ahead_where_the_policy_learns():
         plain, tiny_params(plain, batch), batch, video_hidden, slots_hidden
     )
     assert "ahead" not in plain_logits
+
+
+def test_grid_conv_mixes_each_cell_with_its_neighbours_in_its_frame():
+    """The grid convolution starts at zero (the embeddings of a model without it), and once
+    trained a cell's embedding depends on the 3x3 cells around it in its own frame only: on
+    a 4x4 grid, changing one cell changes its neighbours and nothing else."""
+    side = 4
+    config = tiny_wam_config(spatial_positions="grid", grid_conv=True)
+    model = WorldActionModel(
+        config,
+        side * side,
+        num_tokens=side * side,
+        num_actions=ACTIONS,
+        num_latent_actions=0,
+        num_words=11,
+    )
+    rng = np.random.default_rng(0)
+    words = jnp.asarray(rng.integers(1, 11, (1, WORDS)))
+    tokens = jnp.asarray(rng.integers(0, side * side, (1, FRAMES, side * side)))
+    slots = jnp.asarray(rng.integers(0, ACTIONS, (1, FRAMES)))
+    params = random_params(model, words, tokens, slots)
+    plain = WorldActionModel(
+        tiny_wam_config(spatial_positions="grid"),
+        side * side,
+        num_tokens=side * side,
+        num_actions=ACTIONS,
+        num_latent_actions=0,
+        num_words=11,
+    )
+    without = {k: v for k, v in params.items() if k != "grid_conv"}
+
+    def embeddings(m, p, tokens_in):
+        return np.asarray(m.apply({"params": p}, words, tokens_in, method="video_embeddings"))
+
+    initial = nn.meta.unbox(model.init(key(0), words, tokens, slots))["params"]["grid_conv"]
+    assert not any(np.any(leaf) for leaf in jax.tree.leaves(initial))
+    zero = {**params, "grid_conv": initial}
+    np.testing.assert_array_equal(
+        embeddings(model, zero, tokens), embeddings(plain, without, tokens)
+    )
+    base = embeddings(model, params, tokens)
+    frame, row, col = 2, 1, 3
+    cell = row * side + col
+    changed = embeddings(
+        model, params, tokens.at[0, frame, cell].set((tokens[0, frame, cell] + 1) % (side * side))
+    )
+    moved = np.abs(changed - base).max(axis=-1)[0] > 1e-6  # [T, N]
+    near = np.zeros((FRAMES, side, side), bool)
+    near[frame, max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2] = True
+    np.testing.assert_array_equal(moved, near.reshape(FRAMES, side * side))

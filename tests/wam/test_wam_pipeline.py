@@ -28,7 +28,7 @@ from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
 from wam_jax.labelling import NamedActions
 from wam_jax.task import (
-    AUXILIARY_HEADS,
+    ADDABLE_MODULES,
     ahead_field,
     target_patch_size,
     train_wam,
@@ -227,7 +227,7 @@ def test_joint_and_bc_runs_can_start_from_another_wam_run(data_dir, tmp_path):
             data_dir, tokenizer_workdir="t", **{"wam.init_workdir": str(init)}, **extra
         )
         task, vocab = wam_task(config, tmp_path / "w")
-        assert task.pretrained["wam"] == (str(init), "wam", AUXILIARY_HEADS)
+        assert task.pretrained["wam"] == (str(init), "wam", ADDABLE_MODULES)
         assert vocab.words == ["dragon", "go", "the", "to"]
     plain, vocab = wam_task(_config(data_dir, tokenizer_workdir="t"), tmp_path / "plain")
     assert "wam" not in plain.pretrained and "dragon" not in vocab.words
@@ -472,7 +472,7 @@ def test_a_run_adds_an_auxiliary_head_to_a_trained_backbone(runs, data_dir, tmp_
     )
     with pytest.raises(PretrainedMismatchError, match="ahead_head/kernel: missing from"):
         load_pretrained_params(source, "wam", abstract, group="wam")
-    loaded = load_pretrained_params(source, "wam", abstract, group="wam", fresh=AUXILIARY_HEADS)
+    loaded = load_pretrained_params(source, "wam", abstract, group="wam", fresh=ADDABLE_MODULES)
     assert "ahead_head" not in loaded and "policy_head" in loaded
     saved = load_agent(source).params["wam"]
     for name, leaf in jax.tree_util.tree_flatten_with_path(loaded)[0]:
