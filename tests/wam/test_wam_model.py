@@ -511,6 +511,16 @@ def test_eval_reports_the_policy_under_another_clips_instruction():
     assert abs(metrics["policy_other_instruction_ce"] - metrics["policy_action_ce"]) > 1e-4
 
 
+def _check_head_gradient(losses, params, head: str) -> None:
+    """At weight 1 an auxiliary loss sends a finite, nonzero gradient into its head; at
+    weight 0 none."""
+    grads = jax.grad(lambda p: losses(p, 1.0)[0])(params)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(grads))
+    assert np.abs(grads["wam"][head]["kernel"]).max() > 0
+    grads0 = jax.grad(lambda p: losses(p, 0.0)[0])(params)
+    assert not np.any(grads0["wam"][head]["kernel"])
+
+
 def test_target_loss_points_at_the_named_cells():
     """The target head's loss is, per frame inside the episode with a target, -log of the
     softmax mass on its target tokens (numerics by hand); frames without a target add nothing
@@ -549,11 +559,7 @@ def test_target_loss_points_at_the_named_cells():
     np.testing.assert_allclose(m["target_accuracy"], np.mean(top), rtol=1e-6)
     np.testing.assert_allclose(loss - loss0, by_hand, rtol=1e-4)
 
-    grads = jax.grad(lambda p: losses(p, 1.0)[0])(params)
-    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(grads))
-    assert np.abs(grads["wam"]["target_head"]["kernel"]).max() > 0
-    grads0 = jax.grad(lambda p: losses(p, 0.0)[0])(params)
-    assert not np.any(grads0["wam"]["target_head"]["kernel"])
+    _check_head_gradient(losses, params, "target_head")
 
     with pytest.raises(ValueError, match="no `targets`"):
         tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
@@ -599,10 +605,7 @@ def test_ahead_loss_classifies_the_cell_ahead_where_the_policy_learns():
     np.testing.assert_allclose(m["ahead_accuracy"], right, rtol=1e-6)
     np.testing.assert_allclose(loss - loss0, by_hand, rtol=1e-4)
 
-    grads = jax.grad(lambda p: losses(p, 1.0)[0])(params)
-    assert np.abs(grads["wam"]["ahead_head"]["kernel"]).max() > 0
-    grads0 = jax.grad(lambda p: losses(p, 0.0)[0])(params)
-    assert not np.any(grads0["wam"]["ahead_head"]["kernel"])
+    _check_head_gradient(losses, params, "ahead_head")
 
     with pytest.raises(ValueError, match="no `ahead`"):
         tiny_losses(system, params, batch, video_hidden, slots_hidden, action_loss_weight=1.0)
