@@ -52,6 +52,7 @@ import numpy as np
 
 from wam_jax.agent import WAMAgent
 from wam_jax.data.babyai_env import (
+    BLOCKING_CLASSES,
     FORWARD,
     NUM_ACTIONS,
     ahead_class,
@@ -61,7 +62,7 @@ from wam_jax.data.babyai_env import (
     tile_size,
 )
 from wam_jax.data.pipeline import cells_to_tokens
-from wam_jax.shortest_path import faces_a_blocker, fewest_actions, on_shortest_path
+from wam_jax.shortest_path import fewest_actions, on_shortest_path
 
 
 def _psnr(target_HWC: np.ndarray, prediction_HWC: np.ndarray) -> float:
@@ -331,7 +332,8 @@ def play_wam(
                 continue
             ep.expert_actions.append(expert_action(ep.env))
             ep.on_shortest_path.append(on_shortest_path(ep.env.unwrapped, int(out["actions"][b])))
-            ep.facing_blocker.append(faces_a_blocker(ep.env.unwrapped))
+            # The class `step` recorded for the current frame (`shortest_path.faces_a_blocker`).
+            ep.facing_blocker.append(ep.aheads[-1] in BLOCKING_CLASSES)
             if "target_token" in out:
                 ep.note_target(int(out["target_token"][b]), patch_size)
             ep.step(out["actions"][b])

@@ -19,8 +19,7 @@ import numpy as np
 from minigrid.envs.babyai.core.verifier import GoToInstr
 
 from wam_jax.data.babyai_env import (
-    AHEAD_OBJECT,
-    AHEAD_WALL,
+    BLOCKING_CLASSES,
     FORWARD,
     LEFT,
     RIGHT,
@@ -80,7 +79,7 @@ def actions_to_goal(world) -> np.ndarray:
 def faces_a_blocker(world) -> bool:
     """The cell ahead stops the agent and holds nothing the mission names (a wall, or an
     object in the way): FORWARD changes nothing there, and the expert never takes it."""
-    return ahead_class(world) in (AHEAD_WALL, AHEAD_OBJECT)
+    return ahead_class(world) in BLOCKING_CLASSES
 
 
 def _agent_state(world) -> tuple[int, int, int]:

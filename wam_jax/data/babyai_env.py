@@ -59,6 +59,8 @@ EXPERTS = ("bot", "full_view")  # see the module docstring
 # What the cell in front of the agent holds (`ahead_class`), per frame in the data (1.6.0).
 AHEAD_CLASSES = ("free", "wall", "object", "named")
 AHEAD_FREE, AHEAD_WALL, AHEAD_OBJECT, AHEAD_NAMED = range(len(AHEAD_CLASSES))
+# The classes FORWARD cannot enter and the expert never walks into: walls and unnamed objects.
+BLOCKING_CLASSES = (AHEAD_WALL, AHEAD_OBJECT)
 
 _LEVEL_NAME = re.compile(r"^BabyAI-(?P<stem>.+)-v\d+$")
 
