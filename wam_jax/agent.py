@@ -127,7 +127,7 @@ class WAMAgent:
         return np.asarray(probs)[:, : frames - 1]
 
     def _act_impl(
-        self, params, words_BL, video_BTHWC, actions_BT, length_B, given_B, rng, *, imagine
+        self, params, words_BL, video_BTHWC, actions_BT, length_B, given_B, keys_B, *, imagine
     ):
         system = self.system
         frames = video_BTHWC.shape[1]
@@ -139,13 +139,15 @@ class WAMAgent:
             variables, words_BL, video_BTHWC, actions_BT, length_B, video_hidden_BTN, query_BT
         )
         tokens_BTN = jnp.where(video_hidden_BTN, self.video_mask_id, aux["tokens"])
-        action_rng, frame_rng, rng = jax.random.split(rng, 3)
+        # One key per episode: a row's action and imagined frame do not depend on the others.
+        keys_B3 = jax.vmap(lambda key: jax.random.split(key, 3))(keys_B)
+        action_keys_B, frame_keys_B, decode_keys_B = keys_B3[:, 0], keys_B3[:, 1], keys_B3[:, 2]
         last_seen_BT = jnp.arange(frames)[None, :] == (length_B - 2)[:, None]
         if self.action_source == "imagination":
             # o_{t+1} imagined with its slot hidden, then the action head reads that slot with
             # o_{t+1} shown: the action between the last frame and the imagined one.
             frame_BN = self._decode(
-                variables, words_BL, tokens_BTN, aux["slots"], query_BT, frame_rng
+                variables, words_BL, tokens_BTN, aux["slots"], query_BT, frame_keys_B
             )
             filled_BTN = jnp.where(query_BT[:, :, None], frame_BN[:, None, :], tokens_BTN)
             action_logits_BTR = self._backbone(variables, words_BL, filled_BTN, aux["slots"])[
@@ -161,8 +163,8 @@ class WAMAgent:
                 jnp.where(last_seen_BT[:, :, None], logits["next_actions"], 0.0), axis=1
             )
         if self.action_temperature > 0:
-            chosen_B = jax.random.categorical(
-                action_rng, action_logits_BR / self.action_temperature, axis=-1
+            chosen_B = jax.vmap(jax.random.categorical)(
+                action_keys_B, action_logits_BR / self.action_temperature
             ).astype(jnp.int32)
         else:
             chosen_B = jnp.argmax(action_logits_BR, axis=-1).astype(jnp.int32)
@@ -179,7 +181,7 @@ class WAMAgent:
             return out
         # The world-model query: the frame the chosen (or given) action leads to.
         slots_BT = jnp.where(query_BT, action_B[:, None], aux["slots"])
-        frame_BN = self._decode(variables, words_BL, tokens_BTN, slots_BT, query_BT, rng)
+        frame_BN = self._decode(variables, words_BL, tokens_BTN, slots_BT, query_BT, decode_keys_B)
         pixels_B1HWC = system.apply(variables, frame_BN[:, None], method=WAMSystem.detokenize)
         out["imagined"] = jnp.clip(pixels_B1HWC[:, 0], 0.0, 1.0)
         return out
@@ -189,7 +191,7 @@ class WAMAgent:
             variables, words_BL, tokens_BTN, slots_BT, method=lambda m, *a: m.wam(*a)
         )
 
-    def _decode(self, variables, words_BL, tokens_BTN, slots_BT, query_BT, rng) -> jax.Array:
+    def _decode(self, variables, words_BL, tokens_BTN, slots_BT, query_BT, keys_B) -> jax.Array:
         """MaskGIT tokens [B, N] of the query frame given the other frames and `slots_BT`."""
         mask_id = self.video_mask_id
 
@@ -199,7 +201,7 @@ class WAMAgent:
             return jnp.sum(jnp.where(query_BT[:, :, None, None], video_BTNV, 0.0), axis=1)
 
         start_BN = jnp.full((tokens_BTN.shape[0], tokens_BTN.shape[2]), mask_id, tokens_BTN.dtype)
-        return decode_frame(logits_fn, start_BN, rng, mask_id=mask_id, sampling=self.sampling)
+        return decode_frame(logits_fn, start_BN, keys_B, mask_id=mask_id, sampling=self.sampling)
 
     def act(
         self,
@@ -215,7 +217,9 @@ class WAMAgent:
         head, `target_token` [B]: the video token of the last frame it points at).
 
         histories[b]: the observed frames of episode b so far, uint8 [t_b + 1, H, W, 3];
-        past_actions[b]: the t_b actions taken between them. `given_actions` [B]: imagine the
+        past_actions[b]: the t_b actions taken between them. `rng`: one key, split into one per
+        episode, or keys [B]: episode b's sampled action and imagined frame then depend on its
+        own key only, not on the other episodes of the batch. `given_actions` [B]: imagine the
         frame these actions lead to instead of the policy's (-1: the policy's choice).
         """
         frames = self.config.clip_len
@@ -240,6 +244,10 @@ class WAMAgent:
             actions[b, keep - 1] = NO_LABEL  # the action being asked for
             length[b] = keep + 1  # the observed frames and the one to come
         video_unit = jnp.asarray(video, jnp.float32) / 255.0
+        if rng.shape == ():
+            rng = jax.random.split(rng, batch)
+        elif rng.shape != (batch,):
+            raise ValueError(f"{batch} episodes need one key or {batch} keys, got {rng.shape}")
         out = self._act(
             self.params,
             jnp.asarray(words_BL),

@@ -1,8 +1,10 @@
 """The WAM as a policy in BabyAI: batched closed-loop episodes on held-out seeds.
 
-All episodes run side by side, one `WAMAgent.act` call per environment step for the whole
-batch (finished episodes ride along with their last history, their outputs ignored), so the
-model compiles once. Reported per run:
+The episodes still running are played side by side, one `WAMAgent.act` call per environment
+step; the batch shrinks as episodes end, padded to a power of two (a handful of compiled
+sizes). Each episode's sampled actions and imagined frames come from its own key, folded from
+(sample seed, env seed, step), so a draw does not depend on which episodes share its batch.
+Reported per run:
 
   success_rate         episodes whose mission was completed (reward > 0) before the env's
                        own step limit
@@ -297,6 +299,22 @@ def play_random(
     }
 
 
+@jax.jit
+def _episode_keys(sample_key: jax.Array, env_seeds_B: jax.Array, steps_B: jax.Array) -> jax.Array:
+    """Keys [B]: episode b's key at its step, from (sample seed, env seed, step) alone."""
+
+    def key(env_seed, step):
+        return jax.random.fold_in(jax.random.fold_in(sample_key, env_seed), step)
+
+    return jax.vmap(key)(env_seeds_B, steps_B)
+
+
+def _batch_size(running: int, total: int) -> int:
+    """The batch for `running` episodes: the next power of two, at most the whole set, so a
+    shrinking batch compiles a few sizes only."""
+    return min(total, 1 << (running - 1).bit_length())
+
+
 def play_wam(
     agent: WAMAgent,
     level: str,
@@ -308,28 +326,35 @@ def play_wam(
 ) -> tuple[dict, list]:
     """Closed-loop episodes on `seeds`; returns (metrics, episodes) (episodes for the GIF).
 
-    `max_steps`: an episode not won after that many actions ends as a loss (None: the level's
-    own limit), so `success_within` for budgets up to it is unchanged and costs less to
-    measure."""
+    `seed`: the sample seed; with an env seed and a step it fixes an episode's draws (module
+    docstring). `max_steps`: an episode not won after that many actions ends as a loss (None:
+    the level's own limit), so `success_within` for budgets up to it is unchanged and costs
+    less to measure."""
     size = agent.config.frame_size
     patch_size = agent.system.tokenizer_config.patch_size
     episodes = [_Episode(level, s, size) for s in seeds]
     words = agent.encode_missions([ep.mission for ep in episodes])
-    rng = jax.random.key(seed)
+    sample_key = jax.random.key(seed)
     psnr_sums: list[float] = []
     psnr_counts: list[int] = []
-    step = 0
-    while not all(ep.done for ep in episodes):
+    while running := [i for i, ep in enumerate(episodes) if not ep.done]:
+        # Padding rows repeat the first running episode; their outputs are dropped.
+        rows = running + running[:1] * (_batch_size(len(running), len(episodes)) - len(running))
+        keys_B = _episode_keys(
+            sample_key,
+            np.asarray([episodes[i].seed for i in rows], np.uint32),
+            np.asarray([len(episodes[i].actions) for i in rows], np.uint32),
+        )
         out = agent.act(
-            words,
-            [np.stack(ep.frames) for ep in episodes],
-            [np.asarray(ep.actions, np.int32) for ep in episodes],
-            jax.random.fold_in(rng, step),
+            words[rows],
+            [np.stack(episodes[i].frames) for i in rows],
+            [np.asarray(episodes[i].actions, np.int32) for i in rows],
+            keys_B,
             imagine=imagine,
         )
-        for b, ep in enumerate(episodes):
-            if ep.done:
-                continue
+        for b, i in enumerate(running):
+            ep = episodes[i]
+            step = len(ep.actions)
             ep.expert_actions.append(expert_action(ep.env))
             ep.on_shortest_path.append(on_shortest_path(ep.env.unwrapped, int(out["actions"][b])))
             # The class `step` recorded for the current frame (`shortest_path.faces_a_blocker`).
@@ -345,8 +370,7 @@ def play_wam(
                     psnr_counts.append(0)
                 psnr_sums[step] += _psnr(ep.frames[-1] / 255.0, imagined)
                 psnr_counts[step] += 1
-        step += 1
-        _cut(episodes, max_steps)
+            _cut([ep], max_steps)
     for ep in episodes:
         ep.env.close()
     metrics = {

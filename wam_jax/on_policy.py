@@ -59,8 +59,9 @@ def play_on_policy(
     """The `workdir` run's policy plays `level` once per seed, in order; every state labelled
     by the expert (module docstring).
 
-    Actions are sampled at `temperature` (0: argmax) from a random stream seeded by each
-    chunk's first env seed, so the same run, step and seeds give the same episodes.
+    Actions are sampled at `temperature` (0: argmax), each episode's from keys folded from its
+    env seed and step (`closed_loop`), so the same run, step and seeds give the same episodes
+    however they are chunked.
     """
     agent = load_agent(workdir, step=step, action_temperature=temperature)
     if agent.config.frame_size != frame_size:
@@ -70,5 +71,5 @@ def play_on_policy(
         )
     for start in range(0, len(seeds), CHUNK):
         chunk = [int(s) for s in seeds[start : start + CHUNK]]
-        _, played = play_wam(agent, level, chunk, imagine=False, seed=chunk[0])
+        _, played = play_wam(agent, level, chunk, imagine=False)
         yield from (stored_episode(episode) for episode in played)

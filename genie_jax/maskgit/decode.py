@@ -32,6 +32,27 @@ class SamplingConfig:
             raise ValueError("sampling temperatures must be >= 0")
 
 
+def _draw(rng: jax.Array, sample: Callable, shape: tuple[int, ...]) -> jax.Array:
+    """`sample(key, shape)` with one key for the batch, or row by row with keys [B] (shape[0]
+    is B), so that each row's draw does not depend on which other rows share the batch."""
+    if rng.ndim == 0:
+        return sample(rng, shape)
+    return jax.vmap(lambda key: sample(key, shape[1:]))(rng)
+
+
+def _step_keys(rng: jax.Array, step_index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The (sampling, choice) keys of one decoding step, for one key or keys [B] alike."""
+
+    def split(key):
+        return jax.random.split(jax.random.fold_in(key, step_index))
+
+    if rng.ndim == 0:
+        sample_key, choice_key = split(rng)
+        return sample_key, choice_key
+    keys_B2 = jax.vmap(split)(rng)
+    return keys_B2[:, 0], keys_B2[:, 1]
+
+
 def _sample_by_inverse_cdf(rng: jax.Array, logits_BNV: jax.Array) -> jax.Array:
     """One categorical draw per token from a single uniform each.
 
@@ -39,7 +60,7 @@ def _sample_by_inverse_cdf(rng: jax.Array, logits_BNV: jax.Array) -> jax.Array:
     V=1024): on a CPU that cost as much as a one-frame model pass and hid the KV cache's gain.
     """
     cdf_BNV = jnp.cumsum(jax.nn.softmax(logits_BNV, axis=-1), axis=-1)
-    u_BN1 = jax.random.uniform(rng, logits_BNV.shape[:-1] + (1,))
+    u_BN1 = _draw(rng, jax.random.uniform, logits_BNV.shape[:-1] + (1,))
     index_BN = jnp.sum(cdf_BNV < u_BN1 * cdf_BNV[..., -1:], axis=-1)
     return jnp.minimum(index_BN, logits_BNV.shape[-1] - 1)
 
@@ -58,13 +79,21 @@ def decode_frame(
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Fills every `mask_id` entry of tokens [B, N]; returns the frame (and per-step states).
 
+    `rng`: one key for the batch, or keys [B], one per row: a row's tokens then depend only on
+    its own key and logits (a batch that grows or shrinks leaves the other rows' draws alone)
+    with threefry keys, jax's default; "rbg" keys draw other bits under `vmap`.
     History [steps, B, N]: the tokens after each step (masked ones hold `mask_id`).
     """
     batch, num_tokens = tokens_BN.shape
+    if not jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) or rng.shape not in ((), (batch,)):
+        raise ValueError(
+            f"decode_frame takes one typed key (jax.random.key) or {batch} of them (one a "
+            f"row), got {rng.dtype} {rng.shape}"
+        )
     remaining_S = jnp.asarray(masked_after_step(num_tokens, sampling.steps))
 
     def step(tokens_BN, step_index):
-        sample_rng, choice_rng = jax.random.split(jax.random.fold_in(rng, step_index))
+        sample_rng, choice_rng = _step_keys(rng, step_index)
         logits_BNV = logits_fn(tokens_BN).astype(jnp.float32)
         if sampling.logit_temperature > 0:
             logits_BNV = logits_BNV / sampling.logit_temperature
@@ -77,7 +106,7 @@ def decode_frame(
         masked_BN = tokens_BN == mask_id
         candidate_BN = jnp.where(masked_BN, sampled_BN, tokens_BN)
         progress = (step_index + 1) / sampling.steps
-        noise_BN = jax.random.gumbel(choice_rng, (batch, num_tokens))
+        noise_BN = _draw(choice_rng, jax.random.gumbel, (batch, num_tokens))
         confidence_BN = log_p_BN + sampling.choice_temperature * (1.0 - progress) * noise_BN
         confidence_BN = jnp.where(masked_BN, confidence_BN, jnp.inf)
 

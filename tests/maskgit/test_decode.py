@@ -195,6 +195,32 @@ def test_same_rng_same_frame_different_rng_different_frame():
     assert all(not np.array_equal(tokens_a, other) for other in others)
 
 
+def test_per_row_keys_make_each_row_independent_of_the_batch():
+    """With keys [B], row b decoded in the batch equals row b decoded alone with its key, and
+    a batch's rows differ from the one-key decode (the row keys are used, not ignored). The
+    keys are threefry ones (jax's default, which closed-loop play uses): this file's "rbg"
+    keys draw other bits under `vmap`."""
+    table_BNV, weight = TOKEN_DEPENDENT
+    decode = _jitted_decode(SamplingConfig(steps=4))
+    start_BN = jnp.asarray(_partially_known(), jnp.int32)
+    keys_B = jax.vmap(jax.random.key)(jnp.arange(10, 10 + B))  # threefry: vmap-invariant
+    batch_BN, _ = decode(table_BNV, weight, start_BN, keys_B)
+    for b in range(B):
+        alone_1N, _ = decode(table_BNV[b : b + 1], weight, start_BN[b : b + 1], keys_B[b : b + 1])
+        np.testing.assert_array_equal(alone_1N[0], batch_BN[b])
+    one_key_BN, _ = decode(table_BNV, weight, start_BN, keys_B[0])
+    assert not np.array_equal(one_key_BN, batch_BN)
+
+
+def test_keys_of_the_wrong_shape_or_kind_are_refused():
+    decode = _jitted_decode(SamplingConfig(steps=2))
+    table_BNV, weight = FIXED
+    with pytest.raises(ValueError, match=f"one typed key .* or {B} of them"):
+        decode(table_BNV, weight, jnp.asarray(_blank()), jax.vmap(_key)(jnp.arange(B - 1)))
+    with pytest.raises(ValueError, match="one typed key"):
+        decode(table_BNV, weight, jnp.asarray(_blank()), jax.random.PRNGKey(0))
+
+
 def test_one_step_samples_follow_softmax_of_the_logits():
     """With one step (no re-masking) and logit temperature 1, each token is a draw from
     softmax(logits): 640 draws give p(2) = 0.742 +- 0.02. Argmax would give 1.0, a uniform

@@ -20,6 +20,7 @@ from genie_jax.train.pretrained import PretrainedMismatchError, load_pretrained_
 from tests.wam.tiny_runs import CLIP, TINY, build_tiny_data, tiny_run_config, train_tiny_runs
 from wam_jax.agent import load_agent
 from wam_jax.cli import main
+from wam_jax.closed_loop import play_wam
 from wam_jax.data import DataError, open_babyai_split
 from wam_jax.data.babyai_builder import DATASET_NAME
 from wam_jax.data.babyai_env import NUM_ACTIONS
@@ -187,6 +188,26 @@ def test_wam_eval_writes_metrics(runs):
     assert all((runs[0] / "wam" / "eval" / name / "metrics.json").is_file() for name in names)
     with pytest.raises(ValueError, match="sample_seed must be 0 or more, got -1"):
         evaluate_wam(runs[0] / "wam", episodes=1, sample_seed=-1)
+
+
+def test_an_episodes_draw_does_not_depend_on_the_batch_it_is_played_in(runs):
+    """Sampled actions and imagined frames are keyed by (sample seed, env seed, step): an
+    episode played beside two others (a batch of three padded to four, shrinking as they
+    end) takes the same actions and imagines the same frames as played alone."""
+    agent = load_agent(runs[0] / "wam", action_temperature=1.0)
+    seeds = [70_001, 70_002, 70_003]
+    _, together = play_wam(agent, agent.config.level, seeds, max_steps=5)
+    for i, seed in enumerate(seeds):
+        _, (alone,) = play_wam(agent, agent.config.level, [seed], max_steps=5)
+        assert alone.actions == together[i].actions and len(alone.actions) > 0
+        np.testing.assert_allclose(
+            np.stack(alone.imagined), np.stack(together[i].imagined), atol=1
+        )  # uint8 pixels; the batch size may move a float's last bit
+    _, redrawn = play_wam(agent, agent.config.level, seeds, max_steps=5, seed=1)
+    assert any(
+        not np.array_equal(np.stack(a.imagined), np.stack(b.imagined))
+        for a, b in zip(together, redrawn, strict=True)
+    )  # another sample seed, other draws
 
 
 def test_stage_needs_its_runs(data_dir, tmp_path):
