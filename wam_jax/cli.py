@@ -9,6 +9,7 @@
       --config.tokenizer_workdir W1 --workdir W [--config.wam.label_fraction=0.1 ...]
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
            [--sample-seed D] [--action-source policy|imagination] [--max-steps K]
+           [--batch-size E]
   wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
       (W's inverse dynamics names the actions of every training window; a run reads them
       with --config.wam.named_actions FILE.npz)
@@ -111,6 +112,7 @@ def _eval(args: argparse.Namespace) -> None:
         action_source=args.action_source,
         max_steps=args.max_steps,
         sample_seed=args.sample_seed,
+        batch_size=args.batch_size,
     )
     print(f"eval outputs: {metrics['meta']['outputs']}")
     headline = {k: metrics[k] for k in ("success_rate", "mean_episode_length")}
@@ -281,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="end an episode not won after this many actions, as a loss (default: the "
         "level's own limit); for the WAM and the random policies alike",
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="episodes played side by side at most (default 256; about 12 MB of memory an "
+        "episode at the smoke sizes); the results do not depend on it",
     )
     bench = commands.add_parser(
         "bench", help="the WAM's sharded train step: time, memory, MFU (last line: JSON)"

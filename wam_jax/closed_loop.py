@@ -1,9 +1,10 @@
 """The WAM as a policy in BabyAI: batched closed-loop episodes on held-out seeds.
 
-The episodes still running are played side by side, one `WAMAgent.act` call per environment
-step; the batch shrinks as episodes end, padded to a power of two (a handful of compiled
-sizes). Each episode's sampled actions and imagined frames come from its own key, folded from
-(sample seed, env seed, step), so a draw does not depend on which episodes share its batch.
+Up to `batch_size` episodes are played side by side, one `WAMAgent.act` call per environment
+step; an episode that ends makes room for the next waiting one, and once none waits the batch
+shrinks, padded to a power of two (a handful of compiled sizes). Each episode's sampled
+actions and imagined frames come from its own key, folded from (sample seed, env seed, step),
+so a draw does not depend on which episodes share its batch.
 Reported per run:
 
   success_rate         episodes whose mission was completed (reward > 0) before the env's
@@ -309,10 +310,16 @@ def _episode_keys(sample_key: jax.Array, env_seeds_B: jax.Array, steps_B: jax.Ar
     return jax.vmap(key)(env_seeds_B, steps_B)
 
 
-def _batch_size(running: int, total: int) -> int:
-    """The batch for `running` episodes: the next power of two, at most the whole set, so a
+def _padded_size(running: int, largest: int) -> int:
+    """The batch for `running` episodes: the next power of two, at most `largest`, so a
     shrinking batch compiles a few sizes only."""
-    return min(total, 1 << (running - 1).bit_length())
+    return min(largest, 1 << (running - 1).bit_length())
+
+
+# Episodes a `play_wam` batch holds at most: at the smoke sizes a batch costs about 12 MB of
+# host memory an episode (1000 side by side took 12 GiB), and a CPU's throughput per episode
+# no longer grows at this size.
+BATCH_SIZE = 256
 
 
 def play_wam(
@@ -323,13 +330,16 @@ def play_wam(
     imagine: bool = True,
     seed: int = 0,
     max_steps: int | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> tuple[dict, list]:
     """Closed-loop episodes on `seeds`; returns (metrics, episodes) (episodes for the GIF).
 
     `seed`: the sample seed; with an env seed and a step it fixes an episode's draws (module
-    docstring). `max_steps`: an episode not won after that many actions ends as a loss (None:
-    the level's own limit), so `success_within` for budgets up to it is unchanged and costs
-    less to measure."""
+    docstring), whatever `batch_size` (episodes played side by side at most). `max_steps`: an
+    episode not won after that many actions ends as a loss (None: the level's own limit), so
+    `success_within` for budgets up to it is unchanged and costs less to measure."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be 1 or more episodes, got {batch_size}")
     size = agent.config.frame_size
     patch_size = agent.system.tokenizer_config.patch_size
     episodes = [_Episode(level, s, size) for s in seeds]
@@ -337,9 +347,17 @@ def play_wam(
     sample_key = jax.random.key(seed)
     psnr_sums: list[float] = []
     psnr_counts: list[int] = []
-    while running := [i for i, ep in enumerate(episodes) if not ep.done]:
+    largest = min(batch_size, len(episodes))
+    waiting = list(range(len(episodes)))[::-1]  # popped from the end: in seed order
+    running: list[int] = []
+    while True:
+        running = [i for i in running if not episodes[i].done]
+        while waiting and len(running) < largest:
+            running.append(waiting.pop())
+        if not running:
+            break
         # Padding rows repeat the first running episode; their outputs are dropped.
-        rows = running + running[:1] * (_batch_size(len(running), len(episodes)) - len(running))
+        rows = running + running[:1] * (_padded_size(len(running), largest) - len(running))
         keys_B = _episode_keys(
             sample_key,
             np.asarray([episodes[i].seed for i in rows], np.uint32),

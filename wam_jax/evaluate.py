@@ -18,7 +18,7 @@ import numpy as np
 from genie_jax.data.source import open_config_split
 from genie_jax.video_io import side_by_side, upscale, write_gif
 from wam_jax.agent import load_agent
-from wam_jax.closed_loop import episode_record, play_random, play_wam
+from wam_jax.closed_loop import BATCH_SIZE, episode_record, play_random, play_wam
 
 
 def _test_seeds(config, episodes: int) -> list[int]:
@@ -47,10 +47,12 @@ def evaluate_wam(
     action_source: str = "policy",
     max_steps: int | None = None,
     sample_seed: int = 0,
+    batch_size: int = BATCH_SIZE,
 ) -> dict:
     """Plays the workdir's WAM (and random policies) on the seeds; `max_steps` cuts every
     episode there as a loss (see `play_wam`), for the WAM and the random policies alike.
-    `sample_seed` picks the draw of sampled actions (and of imagined frames)."""
+    `sample_seed` picks the draw of sampled actions (and of imagined frames); `batch_size`
+    (episodes side by side at most) bounds memory and leaves the draws as they are."""
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be a positive number of actions, got {max_steps}")
     if sample_seed < 0:
@@ -66,7 +68,13 @@ def evaluate_wam(
     else:
         seed_list = list(range(seeds[0], seeds[1]))[:episodes]
     metrics, played = play_wam(
-        agent, level, seed_list, imagine=imagine, seed=sample_seed, max_steps=max_steps
+        agent,
+        level,
+        seed_list,
+        imagine=imagine,
+        seed=sample_seed,
+        max_steps=max_steps,
+        batch_size=batch_size,
     )
     metrics["random_policy"] = play_random(level, seed_list, config.frame_size, max_steps=max_steps)
     loaded_step = agent.step

@@ -45,6 +45,8 @@ SMALL = {
     "wam.model.spatial_positions": "learned",
     "wam.model.tokenize_per_frame": False,
     "wam.model.target_head": False,
+    "wam.model.grid_conv": False,  # the presets' default since 2026-12-07
+    "wam.model.ahead_head": False,
     "wam.num_steps": 400,
     "eval_every": 1_000_000,
     "checkpoint_every": 1_000_000,

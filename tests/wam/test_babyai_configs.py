@@ -20,8 +20,9 @@ def test_labeller_variant_changes_only_the_wam_model_and_steps(base):
     plain["wam"].pop("num_steps")
     assert labeller == plain  # tokenizer, data, label fraction and seed, losses: all the same
     changed = {key for key in model if model[key] != plain_model[key]}
-    assert changed == {"spatial_positions", "target_head", "mode_probs"}
+    assert changed == {"spatial_positions", "target_head", "mode_probs", "grid_conv", "ahead_head"}
     assert (model["spatial_positions"], model["target_head"]) == ("learned", False)
+    assert not model["grid_conv"] and not model["ahead_head"]
     config = WAMConfig(**model)  # a valid backbone
     inverse_share = config.mode_probs[2]
     assert inverse_share == pytest.approx(0.5) and steps > 0

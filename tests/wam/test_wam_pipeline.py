@@ -193,16 +193,22 @@ def test_wam_eval_writes_metrics(runs):
 def test_an_episodes_draw_does_not_depend_on_the_batch_it_is_played_in(runs):
     """Sampled actions and imagined frames are keyed by (sample seed, env seed, step): an
     episode played beside two others (a batch of three padded to four, shrinking as they
-    end) takes the same actions and imagines the same frames as played alone."""
+    end), or queued behind them (at most two side by side), takes the same actions and
+    imagines the same frames as played alone."""
     agent = load_agent(runs[0] / "wam", action_temperature=1.0)
     seeds = [70_001, 70_002, 70_003]
     _, together = play_wam(agent, agent.config.level, seeds, max_steps=5)
+    _, queued = play_wam(agent, agent.config.level, seeds, max_steps=5, batch_size=2)
     for i, seed in enumerate(seeds):
         _, (alone,) = play_wam(agent, agent.config.level, [seed], max_steps=5)
-        assert alone.actions == together[i].actions and len(alone.actions) > 0
-        np.testing.assert_allclose(
-            np.stack(alone.imagined), np.stack(together[i].imagined), atol=1
-        )  # uint8 pixels; the batch size may move a float's last bit
+        assert len(alone.actions) > 0 and alone.seed == together[i].seed == queued[i].seed
+        assert alone.actions == together[i].actions == queued[i].actions
+        for other in (together[i], queued[i]):
+            np.testing.assert_allclose(
+                np.stack(alone.imagined), np.stack(other.imagined), atol=1
+            )  # uint8 pixels; the batch size may move a float's last bit
+    with pytest.raises(ValueError, match="batch_size must be 1 or more episodes, got 0"):
+        play_wam(agent, agent.config.level, seeds, batch_size=0)
     _, redrawn = play_wam(agent, agent.config.level, seeds, max_steps=5, seed=1)
     assert any(
         not np.array_equal(np.stack(a.imagined), np.stack(b.imagined))
@@ -470,18 +476,25 @@ def test_ahead_head_reads_ahead_from_the_data(data_dir, tmp_path):
         task.train_operations[0].map({k: v for k, v in element.items() if k != "ahead"})
 
 
-def test_a_run_adds_an_auxiliary_head_to_a_trained_backbone(runs, data_dir, tmp_path):
-    """From a run without the ahead head, a run with it loads every other `wam` parameter as
-    saved and starts the head from its initialization; without `fresh` the missing head is a
-    mismatch named in the error."""
+def test_a_run_adds_modules_to_a_trained_backbone(runs, data_dir, tmp_path):
+    """From a run without the ahead head and the grid convolution (the presets' options
+    since 2026-12-07), a run with them loads every other `wam` parameter as saved and starts
+    both from their initialization; without `fresh` a missing module is a mismatch named in
+    the error."""
     root = runs[0]
-    source = root / "wam"
+    source = tmp_path / "plain"
+    without = {"wam.model.ahead_head": False, "wam.model.grid_conv": False}
+    train_wam(
+        _config(data_dir, tokenizer_workdir=str(root / "tok"), mesh_shape=(2, 2, 2), **without),
+        source,
+    )
     config = _config(
         data_dir,
         tokenizer_workdir=str(root / "tok"),
         mesh_shape=(2, 2, 2),
-        **{"wam.model.ahead_head": True, "wam.init_workdir": str(source)},
+        **{"wam.init_workdir": str(source)},
     )
+    assert config.wam.model.ahead_head and config.wam.model.grid_conv  # the preset's
     task, _ = wam_task(config, tmp_path / "w")
     system = task.model
     inputs = [jax.numpy.asarray(x) for x in task.example_inputs]
@@ -494,14 +507,14 @@ def test_a_run_adds_an_auxiliary_head_to_a_trained_backbone(runs, data_dir, tmp_
     with pytest.raises(PretrainedMismatchError, match="ahead_head/kernel: missing from"):
         load_pretrained_params(source, "wam", abstract, group="wam")
     loaded = load_pretrained_params(source, "wam", abstract, group="wam", fresh=ADDABLE_MODULES)
-    assert "ahead_head" not in loaded and "policy_head" in loaded
+    assert "ahead_head" not in loaded and "grid_conv" not in loaded and "policy_head" in loaded
     saved = load_agent(source).params["wam"]
     for name, leaf in jax.tree_util.tree_flatten_with_path(loaded)[0]:
         np.testing.assert_array_equal(leaf, _at(saved, name))
 
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         summary = train_wam(config, tmp_path / "w")
-    assert "ahead_head not in it, kept as initialized" in printed.getvalue()
+    assert "ahead_head, grid_conv not in it, kept as initialized" in printed.getvalue()
     assert np.isfinite(summary["train"]["ahead_ce"])
 
 
