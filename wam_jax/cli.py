@@ -13,7 +13,8 @@
   wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
       (W's inverse dynamics names the actions of every training window; a run reads them
       with --config.wam.named_actions FILE.npz)
-  wam summarize --out study.json W1 W2 ...   (one row per evaluated run; seed groups)
+  wam summarize --out study.json W1 W2 ...   (one row per evaluated run; seed groups; a
+      W/eval/step_N_... directory instead of W picks that evaluation, not the newest)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
 
@@ -315,7 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--batch-size", type=int, default=64, help="windows per model call")
     summarize = commands.add_parser("summarize", help="one table from several `wam eval`s")
     summarize.add_argument("--out", required=True, help="JSON file to write")
-    summarize.add_argument("workdirs", nargs="+", help="evaluated `wam train` workdirs")
+    summarize.add_argument(
+        "workdirs",
+        nargs="+",
+        help="evaluated `wam train` workdirs (each one's newest evaluation), or evaluation "
+        "directories (W/eval/step_N_...) to pick one",
+    )
     for name in DEVICE_COMMANDS:
         add_cli_options(commands.choices[name], in_subcommand=True)
     return parser

@@ -38,18 +38,27 @@ def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str]:
     return int(seed), str(config.get("wam", {}).get("init_workdir", ""))
 
 
-def run_row(workdir: str | pathlib.Path) -> dict:
-    """One row from the workdir's newest evaluation (`W/eval/metrics.json`)."""
-    workdir = pathlib.Path(workdir)
-    path = workdir / "eval" / "metrics.json"
+def _evaluation_path(run: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """(workdir, metrics file) for a workdir (its newest evaluation, `W/eval/metrics.json`) or
+    for one of its evaluation directories (`W/eval/step_N_...`: that evaluation)."""
+    if run.parent.name == "eval" and (run / "metrics.json").is_file():
+        return run.parent.parent, run / "metrics.json"
+    path = run / "eval" / "metrics.json"
     if not path.is_file():
-        raise StudyTableError(f"{path} not found; run `wam eval` on {workdir}")
+        raise StudyTableError(f"{path} not found; run `wam eval` on {run}")
+    return run, path
+
+
+def run_row(run: str | pathlib.Path) -> dict:
+    """One row from a workdir's newest evaluation, or from the evaluation directory given."""
+    workdir, path = _evaluation_path(pathlib.Path(run))
     metrics = json.loads(path.read_text())
     meta = metrics["meta"]
     psnr = metrics.get("video_psnr_by_step") or []
     seed, init_workdir = _lineage(workdir, meta)
     return {
         "run": str(workdir),
+        "evaluation": str(path),
         "kind": run_kind(meta),
         "label_fraction": meta["label_fraction"],
         "train_seed": seed,

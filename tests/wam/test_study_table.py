@@ -114,3 +114,29 @@ def test_summarize_names_an_unevaluated_workdir(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("wam summarize: error:") and "run `wam eval` on" in error
     assert len(error.splitlines()) == 1
+
+
+def test_an_evaluation_directory_picks_that_evaluation_not_the_newest(tmp_path):
+    run = _evaluated_run(tmp_path, "bc", success=0.9, seed=1)
+    # `wam eval` leaves each evaluation in its own directory and the newest one's copy at
+    # W/eval/metrics.json: here step 800 first, then step 600 (the newest).
+    older = run / "eval" / "step_800_seeds90000-90200_t1"
+    older.mkdir()
+    first = json.loads((run / "eval" / "metrics.json").read_text())
+    first["meta"]["step"] = 800
+    (older / "metrics.json").write_text(json.dumps(first))
+    newest = json.loads((run / "eval" / "metrics.json").read_text())
+    newest["success_rate"], newest["meta"]["step"] = 0.89, 600
+    (run / "eval" / "metrics.json").write_text(json.dumps(newest))
+
+    by_workdir = summarize_runs([run], tmp_path / "a.json")["runs"][0]
+    assert (by_workdir["step"], by_workdir["success_rate"]) == (600, 0.89)
+    by_evaluation = summarize_runs([older], tmp_path / "b.json")["runs"][0]
+    assert (by_evaluation["step"], by_evaluation["success_rate"]) == (800, 0.9)
+    # The row still names the run (its seed and start come from the workdir's config).
+    assert by_evaluation["run"] == str(run) and by_evaluation["train_seed"] == 1
+    assert by_evaluation["evaluation"] == str(older / "metrics.json")
+
+    # A directory that is neither is named in the error.
+    with pytest.raises(StudyTableError, match=r"step_400.*not found"):
+        summarize_runs([run / "eval" / "step_400"], tmp_path / "c.json")
