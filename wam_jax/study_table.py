@@ -44,9 +44,14 @@ def _evaluation_path(run: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     if run.parent.name == "eval" and (run / "metrics.json").is_file():
         return run.parent.parent, run / "metrics.json"
     path = run / "eval" / "metrics.json"
-    if not path.is_file():
-        raise StudyTableError(f"{path} not found; run `wam eval` on {run}")
-    return run, path
+    if path.is_file():
+        return run, path
+    if run.parent.name == "eval":
+        raise StudyTableError(
+            f"{run / 'metrics.json'} not found: {run} is not an evaluation of "
+            f"{run.parent.parent} (`wam eval` writes W/eval/step_N_...)"
+        )
+    raise StudyTableError(f"{path} not found; run `wam eval` on {run}")
 
 
 def run_row(run: str | pathlib.Path) -> dict:
