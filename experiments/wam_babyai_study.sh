@@ -22,7 +22,9 @@
 # DAGGER_SEEDS (default 8000:18000, past the expert data's), the full-view expert labels every
 # state it reaches, and BC continues from it on the expert's and these episodes) and OVERRIDES
 # (extra `--config.KEY=VALUE` arguments for every training run, e.g.
-# "--config.wam.num_steps=1200").
+# "--config.wam.num_steps=1200"). Where runs start from another run's weights (BC on named
+# actions, the latent route, DAgger), BC continues from its own run as long (bc_more_*), so
+# `wam summarize` compares every method with BC at equal training steps.
 set -euo pipefail
 
 PRESET=${1:?usage: experiments/wam_babyai_study.sh smoke|cpu [OUT]}
@@ -74,6 +76,16 @@ evaluate() {
 }
 # Run names carry a training seed other than 0: bc_0.1, bc_0.1_seed1, ...
 suffix() { if [[ "$1" == 0 ]]; then echo ""; else echo "_seed$1"; fi; }
+# Whether a run at these labels starts from another run's weights (BC on named actions, the
+# latent route's align stage, DAgger): it has trained the steps of both runs, so BC continued
+# as long from its own run (bc_more_*) is its baseline at equal steps.
+continued() {
+  if [[ "$1" == "1.0" ]]; then
+    [[ "${DAGGER}" == 1 ]]
+  else
+    [[ "${NAMED}" == 1 || ( "${LATENT}" == 1 && "$1" == "0.1" ) ]]
+  fi
+}
 for fraction in ${FRACTIONS}; do
   for seed in "${SEED_LIST[@]}"; do
     tag="${fraction}$(suffix "${seed}")"
@@ -85,6 +97,13 @@ for fraction in ${FRACTIONS}; do
     uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction="${fraction}" \
       --config.wam.behaviour_cloning=True --workdir "${OUT}/bc_${tag}"
     evaluate "${OUT}/bc_${tag}" --no-imagine
+    if continued "${fraction}"; then
+      stage "behaviour cloning continued, ${fraction} labelled, seed ${seed} -> ${OUT}/bc_more_${tag}"
+      uv run wam train "${WAM[@]}" --config.seed="${seed}" --config.wam.label_fraction="${fraction}" \
+        --config.wam.behaviour_cloning=True --config.wam.init_workdir "${OUT}/bc_${tag}" \
+        --workdir "${OUT}/bc_more_${tag}"
+      evaluate "${OUT}/bc_more_${tag}" --no-imagine
+    fi
     if [[ "${DAGGER}" == 1 && "${fraction}" == "1.0" ]]; then
       # DAgger: BC plays, the expert labels the states it reached, BC learns from both.
       stage "on-policy data from bc_${tag} -> ${OUT}/on_policy_${tag}"

@@ -13,8 +13,9 @@
   wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
       (W's inverse dynamics names the actions of every training window; a run reads them
       with --config.wam.named_actions FILE.npz)
-  wam summarize --out study.json W1 W2 ...   (one row per evaluated run; seed groups; a
-      W/eval/step_N_... directory instead of W picks that evaluation, not the newest)
+  wam summarize --out study.json W1 W2 ...   (one row per evaluated run; seed groups, each
+      compared with BC at the same training steps; a W/eval/step_N_... directory instead of W
+      picks that evaluation, not the newest)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
 

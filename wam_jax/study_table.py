@@ -4,12 +4,17 @@ training seed gathered into groups with the mean and spread of their success.
 One run's success at a small label fraction can move by tens of points with the training seed
 (RESULTS.md, "A full-view expert"), so a method is compared with behaviour cloning on the means
 of its seed group: `success_minus_bc` is the group's mean minus the mean of the behaviour-cloning
-group with the same labels, evaluated the same way (temperature, action source, test seeds).
+group with the same labels and training steps, evaluated the same way (temperature, action
+source, test seeds). A run's training steps count the steps of the runs it started from
+(`start.json`, `wam_jax/run_start.py`): the VPT route trained 400 steps from a 1200-step BC run
+is compared with BC at 1600 steps, not at 1200.
 """
 
 import json
 import pathlib
 import statistics
+
+from wam_jax.run_start import steps_before
 
 
 class StudyTableError(ValueError):
@@ -27,15 +32,17 @@ def run_kind(meta: dict) -> str:
     return kind
 
 
-def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str]:
-    """The run's training seed and the run whose weights it started from ("": none)."""
+def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str, int | None]:
+    """The run's training seed, the run whose weights it started from ("": none) and the
+    training steps behind its first step (None: not on record)."""
     config_path = workdir / "config.json"
     if not config_path.is_file():
         raise StudyTableError(f"{workdir}: no config.json, so no training seed on record")
     config = json.loads(config_path.read_text())
     # Evaluations written before the seed entered their metadata: the run's resolved config.
     seed = meta.get("train_seed", config["seed"])
-    return int(seed), str(config.get("wam", {}).get("init_workdir", ""))
+    init_workdir = str(config.get("wam", {}).get("init_workdir", ""))
+    return int(seed), init_workdir, steps_before(workdir, config)
 
 
 def _evaluation_path(run: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -60,7 +67,7 @@ def run_row(run: str | pathlib.Path) -> dict:
     metrics = json.loads(path.read_text())
     meta = metrics["meta"]
     psnr = metrics.get("video_psnr_by_step") or []
-    seed, init_workdir = _lineage(workdir, meta)
+    seed, init_workdir, before = _lineage(workdir, meta)
     return {
         "run": str(workdir),
         "evaluation": str(path),
@@ -82,6 +89,9 @@ def run_row(run: str | pathlib.Path) -> dict:
         "action_temperature": meta.get("action_temperature", 0.0),
         "action_source": meta.get("action_source", "policy"),
         "step": meta["step"],
+        # The evaluated step plus the steps behind the run's start (None: not on record, a
+        # run from another's weights trained before `start.json`).
+        "training_steps": None if before is None else before + meta["step"],
     }
 
 
@@ -91,16 +101,17 @@ def _evaluation_key(row: dict) -> tuple:
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:
-    """Runs of one kind and label fraction, evaluated the same way, in one group each (first
-    appearance order; a run started from another's weights counts as a draw of its own), with
-    the mean, sample standard deviation (None for one run), min and
-    max of their success, and the mean's difference from behaviour cloning's group."""
+    """Runs of one kind, label fraction and training steps, evaluated the same way, in one
+    group each (first appearance order; a run started from another's weights counts as a draw
+    of its own), with the mean, sample standard deviation (None for one run), min and max of
+    their success, and the mean's difference from behaviour cloning's group at the same
+    training steps (None where there is none, or the steps are not on record)."""
     members: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = (row["kind"], row["label_fraction"], *_evaluation_key(row))
+        key = (row["kind"], row["label_fraction"], row["training_steps"], *_evaluation_key(row))
         members.setdefault(key, []).append(row)
     groups = []
-    for (kind, fraction, *_), group_rows in members.items():
+    for (kind, fraction, steps, *_), group_rows in members.items():
         lineages = [(row["init_workdir"], row["train_seed"]) for row in group_rows]
         if len(set(lineages)) != len(lineages):
             raise StudyTableError(
@@ -112,6 +123,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
             {
                 "kind": kind,
                 "label_fraction": fraction,
+                "training_steps": steps,
                 "runs": len(group_rows),
                 "members": [row["run"] for row in group_rows],
                 "success_mean": statistics.fmean(success),
@@ -130,6 +142,8 @@ def seed_groups(rows: list[dict]) -> list[dict]:
             for other in groups
             if other["kind"] == "bc"
             and other["label_fraction"] == group["label_fraction"]
+            and other["training_steps"] is not None
+            and other["training_steps"] == group["training_steps"]
             and _evaluation_key(other) == _evaluation_key(group)
         ]
         if bc and group["kind"] != "bc":
@@ -148,6 +162,7 @@ def summarize_runs(workdirs: list[str | pathlib.Path], out: str | pathlib.Path) 
 def format_table(table: dict) -> str:
     lines = [
         f"{row['kind']:<16} labels {row['label_fraction']:<5} seed {row['train_seed']:<3} "
+        f"steps {_steps(row['training_steps']):<6} "
         f"success {row['success_rate']:.3f} length {row['mean_episode_length']:.1f}  {row['run']}"
         + (f" (from {row['init_workdir']})" if row["init_workdir"] else "")
         for row in table["runs"]
@@ -156,9 +171,14 @@ def format_table(table: dict) -> str:
         spread = "" if group["success_std"] is None else f" ± {group['success_std']:.3f}"
         versus = group["success_minus_bc"]
         lines.append(
-            f"{group['kind']:<16} labels {group['label_fraction']:<5} {group['runs']} run(s): "
+            f"{group['kind']:<16} labels {group['label_fraction']:<5} "
+            f"steps {_steps(group['training_steps']):<6} {group['runs']} run(s): "
             f"success {group['success_mean']:.3f}{spread} "
             f"(min {group['success_min']:.3f}, max {group['success_max']:.3f})"
-            + ("" if versus is None else f", {versus:+.3f} against bc")
+            + ("" if versus is None else f", {versus:+.3f} against bc at the same steps")
         )
     return "\n".join(lines)
+
+
+def _steps(steps: int | None) -> str:
+    return "?" if steps is None else str(steps)

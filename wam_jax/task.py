@@ -25,6 +25,7 @@ from wam_jax.data.balance import LabelBalancedView
 from wam_jax.data.pipeline import WAMRecord, labelled_episodes
 from wam_jax.data.vocab import Vocabulary
 from wam_jax.labelling import NamedActions, check_named_actions
+from wam_jax.run_start import run_start, write_start
 from wam_jax.steps import wam_eval_step, wam_train_step
 from wam_jax.system import WAMSystem
 
@@ -366,11 +367,12 @@ def wam_task(
     pretrained: dict = {"tokenizer": config.tokenizer_workdir}
     if config.lam_workdir:
         pretrained["lam"] = config.lam_workdir
-    if section.init_workdir:
+    start = run_start(workdir, section.init_workdir, section.get("init_step", -1))
+    if start is not None:
         # Align: from a pretrain run. Joint or BC: from any WAM run of the same backbone (e.g.
         # the joint WAM started from the BC baseline's weights), with or without the
-        # ADDABLE_MODULES.
-        pretrained["wam"] = (section.init_workdir, "wam", ADDABLE_MODULES)
+        # ADDABLE_MODULES; from its checkpoint `init_step` (newest when negative).
+        pretrained["wam"] = (section.init_workdir, "wam", ADDABLE_MODULES, start["init_step"])
     task = task_for_system(
         config,
         system,
@@ -385,7 +387,8 @@ def wam_task(
 
 
 def train_wam(config: ml_collections.ConfigDict, workdir: str | os.PathLike, **kwargs) -> dict:
-    """`genie_jax`'s loop on the WAM task; writes `vocab.json` next to the checkpoints."""
+    """`genie_jax`'s loop on the WAM task; writes `vocab.json` next to the checkpoints, and
+    `start.json` (`wam_jax/run_start.py`) for a run from another's weights."""
     from genie_jax.train.loop import train
 
     workdir = workdir_path(workdir)
@@ -393,4 +396,6 @@ def train_wam(config: ml_collections.ConfigDict, workdir: str | os.PathLike, **k
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / VOCAB_FILE).exists():
         vocab.save(workdir / VOCAB_FILE)
+    section = config.wam
+    write_start(workdir, run_start(workdir, section.init_workdir, section.get("init_step", -1)))
     return train(config, workdir, task, **kwargs)

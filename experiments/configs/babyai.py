@@ -171,6 +171,9 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # A WAM run whose `wam` weights (and vocabulary) a fresh joint, BC or align run starts
         # from, e.g. the joint WAM from the BC baseline's weights; only params carry over.
         init_workdir="",
+        # Which checkpoint of init_workdir (-1: its newest). The run records it, with the
+        # training steps behind it, in its `start.json` (`wam_jax/run_start.py`).
+        init_step=-1,
     )
     config.tokenizer_workdir = ""
     config.lam_workdir = ""  # a `genie train lam` run on BabyAI: the latent-action route

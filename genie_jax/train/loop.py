@@ -134,12 +134,13 @@ def train(
         # Fail on a missing or mismatched part before anything is written.
         abstract, _ = abstract_train_state(task.model, tx, task.example_inputs, mesh, rules)
         for group, source in task.pretrained.items():
-            workdir_of, inner, fresh = _pretrained_source(source)
+            workdir_of, inner, fresh, step = _pretrained_source(source)
             load_pretrained_params(
                 workdir_of,
                 group,
                 abstract.params[group],
                 check_only=True,
+                step=step,
                 group=inner,
                 fresh=fresh,
             )
@@ -267,21 +268,27 @@ def _load_pretrained(state, pretrained: dict[str, str]):
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params[group]
         )
-        workdir_of, inner, fresh = _pretrained_source(source)
-        loaded = load_pretrained_params(workdir_of, group, abstract, group=inner, fresh=fresh)
+        workdir_of, inner, fresh, step = _pretrained_source(source)
+        loaded = load_pretrained_params(
+            workdir_of, group, abstract, step=step, group=inner, fresh=fresh
+        )
         # Submodules named `fresh` that the checkpoint lacks keep their initialization.
         params[group] = {**params[group], **loaded}
     return state.replace(params=params)
 
 
-def _pretrained_source(source: str | tuple) -> tuple[str, str | None, tuple[str, ...]]:
+def _pretrained_source(
+    source: str | tuple,
+) -> tuple[str, str | None, tuple[str, ...], int | None]:
     """A run's workdir (its whole parameter tree), or (workdir, group) for one group of it, or
     (workdir, group, fresh): `fresh` submodules may be missing from that run (e.g. a new
-    auxiliary head) and then start from their initialization."""
+    auxiliary head) and then start from their initialization; or (workdir, group, fresh, step):
+    that checkpoint of the run instead of its newest."""
     if isinstance(source, str):
-        return source, None, ()
+        return source, None, (), None
     workdir_of, inner, *rest = source
-    return workdir_of, inner, tuple(rest[0]) if rest else ()
+    fresh = tuple(rest[0]) if rest else ()
+    return workdir_of, inner, fresh, rest[1] if len(rest) > 1 else None
 
 
 def evaluate(config, section, eval_step, state, in_sharding, operations=None) -> dict[str, float]:

@@ -35,8 +35,9 @@ class Task:
     eval_step: Callable  # (state, batch) -> metrics
     section: ml_collections.ConfigDict  # the config's section for this model
     frozen: tuple[str, ...] = ()  # top-level parameter groups that never train
-    # group -> the workdir of the run that trained it, or (workdir, group in that run)
-    pretrained: dict[str, str | tuple[str, str]] = dataclasses.field(default_factory=dict)
+    # group -> the workdir of the run that trained it, or (workdir, group in that run[, fresh
+    # submodules[, step]]) (`loop._pretrained_source`)
+    pretrained: dict[str, str | tuple] = dataclasses.field(default_factory=dict)
     # grain maps/filters from a stored record to the batch fields the steps read (None: keep
     # `video` and `actions`), for the train and the validation split.
     train_operations: tuple | None = None

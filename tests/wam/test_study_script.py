@@ -49,6 +49,8 @@ def test_each_seed_gets_its_runs_and_the_labeller_is_trained_once(tmp_path):
     assert sorted(trained) == [
         "bc_0.1",
         "bc_0.1_seed2",
+        "bc_more_0.1",
+        "bc_more_0.1_seed2",
         "bc_named_0.1",
         "bc_named_0.1_seed2",
         "labeller_0.1",
@@ -63,6 +65,11 @@ def test_each_seed_gets_its_runs_and_the_labeller_is_trained_once(tmp_path):
         named_run = trained[f"bc_named_{tag}"]
         assert _value(named_run, "--config.wam.init_workdir") == str(out / f"bc_{tag}")
         assert _value(named_run, "--config.wam.named_actions") == str(out / "named_0.1.npz")
+        # Its baseline at equal steps: BC continued from the same run on the real labels only.
+        more = trained[f"bc_more_{tag}"]
+        assert _value(more, "--config.wam.init_workdir") == str(out / f"bc_{tag}")
+        assert _option(more, "wam.behaviour_cloning") == "True"
+        assert "--config.wam.named_actions" not in more
     labels = [c for c in commands if c[1:3] == ["wam", "label"]]
     assert len(labels) == 1 and _value(labels[0], "--workdir") == str(out / "labeller_0.1")
     # Every policy run is evaluated, and the summary gathers them all (the labeller is a tool).
@@ -105,5 +112,8 @@ def test_dagger_plays_each_100_percent_bc_run_and_continues_from_it(tmp_path):
         assert _value(run, "--config.wam.init_workdir") == str(out / f"bc_{tag}")
         assert _option(run, "wam.label_fraction") == "1.0"
     assert not any(name.startswith("bc_dagger_0.1") for name in trained)  # 100% labels only
+    # BC continued at both fractions: for the named-action runs at 10%, for DAgger at 100%.
+    more = sorted(name for name in trained if name.startswith("bc_more"))
+    assert more == ["bc_more_0.1", "bc_more_0.1_seed1", "bc_more_1.0", "bc_more_1.0_seed1"]
     (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
     assert str(out / "bc_dagger_1.0_seed1") in summary

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from wam_jax.cli import main
-from wam_jax.study_table import StudyTableError, summarize_runs
+from wam_jax.study_table import StudyTableError, format_table, summarize_runs
 
 
 def _evaluated_run(
@@ -24,13 +24,19 @@ def _evaluated_run(
     seed_in_meta: bool = True,
     fraction: float = 0.1,
     on_policy: str = "",
+    step: int = 1200,
+    before: int | None = None,
 ) -> pathlib.Path:
-    """A workdir as `wam train` + `wam eval` leave it, with only what the table reads."""
+    """A workdir as `wam train` + `wam eval` leave it, with only what the table reads;
+    `before`: the steps behind the start of a run from `init` (its `start.json`)."""
     workdir = root / name
     (workdir / "eval").mkdir(parents=True)
     (workdir / "config.json").write_text(json.dumps({"seed": seed, "wam": {"init_workdir": init}}))
+    if before is not None:
+        start = {"init_workdir": init, "init_step": before, "steps_before": before}
+        (workdir / "start.json").write_text(json.dumps(start))
     meta = {
-        "step": 1200,
+        "step": step,
         "seeds": [90000, 90200],
         "label_fraction": fraction,
         "behaviour_cloning": bc,
@@ -76,10 +82,35 @@ def test_seed_groups_give_mean_spread_and_the_difference_from_bc(tmp_path):
     assert bc["success_mean"] == pytest.approx(mean) and bc["success_std"] == pytest.approx(std)
     assert (bc["success_min"], bc["success_max"]) == (0.5, 0.8)
     assert bc["success_minus_bc"] is None
-    assert named["success_minus_bc"] == pytest.approx(0.8 - mean)
+    # Runs from another's weights with no `start.json`: their steps are not on record, so
+    # they are compared with nothing.
+    assert named["training_steps"] is None and named["success_minus_bc"] is None
+    assert bc["training_steps"] == 1200
     # One run: no spread; no BC group evaluated at temperature 0, so no difference.
     assert argmax["success_std"] is None and argmax["success_minus_bc"] is None
     assert argmax["action_temperature"] == 0.0
+
+
+def test_a_method_is_compared_with_bc_trained_as_many_steps(tmp_path):
+    """The VPT route, 400 steps from a 1200-step BC run, against BC continued 400 steps from
+    the same runs (1600 steps in all), not against the BC runs it started from."""
+    runs = []
+    for seed, rate, more, named in ((0, 0.8, 0.85, 0.95), (1, 0.5, 0.6, 0.9)):
+        start = {"init": f"bc_seed{seed}", "step": 400, "before": 1200}
+        runs += [
+            _evaluated_run(tmp_path, f"bc_seed{seed}", success=rate, seed=seed),
+            _evaluated_run(tmp_path, f"bc_more{seed}", success=more, seed=seed, **start),
+            _evaluated_run(
+                tmp_path, f"named{seed}", success=named, seed=seed, named="n.npz", **start
+            ),
+        ]
+    table = summarize_runs(runs, tmp_path / "study.json")
+    assert [row["training_steps"] for row in table["runs"]] == [1200, 1600, 1600] * 2
+    bc, bc_more, named = table["groups"]
+    assert [g["training_steps"] for g in (bc, bc_more, named)] == [1200, 1600, 1600]
+    assert (bc["runs"], bc_more["runs"], named["runs"]) == (2, 2, 2)
+    assert named["success_minus_bc"] == pytest.approx((0.95 + 0.9) / 2 - (0.85 + 0.6) / 2)
+    assert "+0.200 against bc at the same steps" in format_table(table)
 
 
 def test_runs_on_on_policy_data_are_a_kind_of_their_own(tmp_path):

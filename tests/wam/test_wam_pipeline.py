@@ -15,6 +15,7 @@ import pytest
 
 from genie_jax.config_loading import ConfigError
 from genie_jax.data.pipeline import make_train_iterator
+from genie_jax.train import loop as genie_loop
 from genie_jax.train.loop import train
 from genie_jax.train.pretrained import PretrainedMismatchError, load_pretrained_params
 from tests.wam.tiny_runs import CLIP, TINY, build_tiny_data, tiny_run_config, train_tiny_runs
@@ -28,6 +29,7 @@ from wam_jax.data.pipeline import NO_LABEL, WAMRecord, cells_to_tokens, labelled
 from wam_jax.data.vocab import UnknownWordError, Vocabulary
 from wam_jax.evaluate import evaluate_wam
 from wam_jax.labelling import NamedActions
+from wam_jax.run_start import recorded_start
 from wam_jax.task import (
     ADDABLE_MODULES,
     ahead_field,
@@ -245,17 +247,25 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
 
 def test_joint_and_bc_runs_can_start_from_another_wam_run(data_dir, tmp_path):
     """`wam.init_workdir` outside the align stage: the new run's `wam` weights and vocabulary
-    come from that run (the loading itself is the align test's); pretraining refuses it."""
+    come from that run (the loading itself is the align test's), from its newest checkpoint
+    or the one `wam.init_step` names; pretraining refuses it."""
     init = tmp_path / "init"
-    init.mkdir()
+    for step in (600, 1200):  # checkpoint directories only: the task reads their steps
+        (init / "checkpoints" / str(step)).mkdir(parents=True)
     Vocabulary(["go", "to", "the", "dragon"]).save(init / "vocab.json")  # not this data's
     for extra in ({}, {"wam.behaviour_cloning": True}):
         config = _config(
             data_dir, tokenizer_workdir="t", **{"wam.init_workdir": str(init)}, **extra
         )
         task, vocab = wam_task(config, tmp_path / "w")
-        assert task.pretrained["wam"] == (str(init), "wam", ADDABLE_MODULES)
+        assert task.pretrained["wam"] == (str(init), "wam", ADDABLE_MODULES, 1200)
         assert vocab.words == ["dragon", "go", "the", "to"]
+    at_600 = {"wam.init_workdir": str(init), "wam.init_step": 600}
+    task, _ = wam_task(_config(data_dir, tokenizer_workdir="t", **at_600), tmp_path / "w")
+    assert task.pretrained["wam"][-1] == 600
+    at_700 = {**at_600, "wam.init_step": 700}
+    with pytest.raises(ConfigError, match=r"no checkpoint at step 700 \(it has 600, 1200\)"):
+        wam_task(_config(data_dir, tokenizer_workdir="t", **at_700), tmp_path / "w")
     plain, vocab = wam_task(_config(data_dir, tokenizer_workdir="t"), tmp_path / "plain")
     assert "wam" not in plain.pretrained and "dragon" not in vocab.words
     no_run = {"wam.init_workdir": str(tmp_path / "nothing")}
@@ -476,14 +486,14 @@ def test_ahead_head_reads_ahead_from_the_data(data_dir, tmp_path):
         task.train_operations[0].map({k: v for k, v in element.items() if k != "ahead"})
 
 
-def test_a_run_adds_modules_to_a_trained_backbone(runs, data_dir, tmp_path):
+def test_a_run_adds_modules_to_a_trained_backbone(runs, data_dir, tmp_path, monkeypatch):
     """From a run without the ahead head and the grid convolution (the presets' options
     since 2026-12-07), a run with them loads every other `wam` parameter as saved and starts
     both from their initialization; without `fresh` a missing module is a mismatch named in
-    the error."""
+    the error. The run starts from the checkpoint `wam.init_step` names and records it."""
     root = runs[0]
     source = tmp_path / "plain"
-    without = {"wam.model.ahead_head": False, "wam.model.grid_conv": False}
+    without = {"wam.model.ahead_head": False, "wam.model.grid_conv": False, "wam.num_steps": 8}
     train_wam(
         _config(data_dir, tokenizer_workdir=str(root / "tok"), mesh_shape=(2, 2, 2), **without),
         source,
@@ -492,7 +502,7 @@ def test_a_run_adds_modules_to_a_trained_backbone(runs, data_dir, tmp_path):
         data_dir,
         tokenizer_workdir=str(root / "tok"),
         mesh_shape=(2, 2, 2),
-        **{"wam.init_workdir": str(source)},
+        **{"wam.init_workdir": str(source), "wam.init_step": 4},  # source has 4 and 8
     )
     assert config.wam.model.ahead_head and config.wam.model.grid_conv  # the preset's
     task, _ = wam_task(config, tmp_path / "w")
@@ -512,10 +522,25 @@ def test_a_run_adds_modules_to_a_trained_backbone(runs, data_dir, tmp_path):
     for name, leaf in jax.tree_util.tree_flatten_with_path(loaded)[0]:
         np.testing.assert_array_equal(leaf, _at(saved, name))
 
+    loaded_steps = []
+
+    def recording_load(workdir, part, abstract, **kwargs):
+        if part == "wam":
+            loaded_steps.append(kwargs["step"])
+        return load_pretrained_params(workdir, part, abstract, **kwargs)
+
+    monkeypatch.setattr(genie_loop, "load_pretrained_params", recording_load)
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         summary = train_wam(config, tmp_path / "w")
     assert "ahead_head, grid_conv not in it, kept as initialized" in printed.getvalue()
     assert np.isfinite(summary["train"]["ahead_ce"])
+    assert loaded_steps == [4, 4]  # checked, then loaded: step 4, not the newest (8)
+    # The run records where it started: step 4 of a run from scratch.
+    assert recorded_start(tmp_path / "w") == {
+        "init_workdir": str(source),
+        "init_step": 4,
+        "steps_before": 4,
+    }
 
 
 def _one_device():
