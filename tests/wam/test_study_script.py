@@ -1,15 +1,19 @@
-"""experiments/wam_babyai_study.sh: which runs it trains for several training seeds, each
-named-action run starting from the BC run of its own seed, with a fake `uv` that records every
-command instead of running it."""
+"""experiments/wam_babyai_study.sh and wam_babyai_ten_percent.sh: which runs they train for
+several training seeds and what each starts from, with a fake `uv` that records every command
+instead of running it."""
 
 import os
 import pathlib
 import subprocess
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "wam_babyai_study.sh"
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[2] / "experiments"
+SCRIPT = EXPERIMENTS / "wam_babyai_study.sh"
+TEN_PERCENT = EXPERIMENTS / "wam_babyai_ten_percent.sh"
 
 
-def _study_commands(tmp_path: pathlib.Path, **env: str) -> list[list[str]]:
+def _study_commands(
+    tmp_path: pathlib.Path, script: pathlib.Path = SCRIPT, args: tuple = ("smoke",), **env: str
+) -> list[list[str]]:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     calls = tmp_path / "calls.log"
@@ -18,7 +22,7 @@ def _study_commands(tmp_path: pathlib.Path, **env: str) -> list[list[str]]:
     fake.write_text(f'#!/usr/bin/env bash\n(IFS=$\'\\t\'; echo "$*") >> "{calls}"\n')
     fake.chmod(0o755)
     result = subprocess.run(
-        ["bash", str(SCRIPT), "smoke", str(tmp_path / "out")],
+        ["bash", str(script), *args, str(tmp_path / "out")],
         env={**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}", **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -117,3 +121,43 @@ def test_dagger_plays_each_100_percent_bc_run_and_continues_from_it(tmp_path):
     assert more == ["bc_more_0.1", "bc_more_0.1_seed1", "bc_more_1.0", "bc_more_1.0_seed1"]
     (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
     assert str(out / "bc_dagger_1.0_seed1") in summary
+
+
+def test_the_ten_percent_chain_ends_with_the_joint_wam_and_bc_at_equal_steps(tmp_path):
+    commands = _study_commands(tmp_path, script=TEN_PERCENT, args=(), SEEDS="0 3")
+    out = tmp_path / "out"
+    trained = {
+        pathlib.Path(_value(c, "--workdir")).name: c for c in commands if c[1:3] == ["wam", "train"]
+    }
+    chain = {  # run -> (its start, its own steps, BC or not, reads the names)
+        "bc_0.1_seed3": ("", "1200", "True", False),
+        "bc_0.1_conv_ahead_seed3": ("bc_0.1_seed3", "400", "True", False),
+        "named_0.1_conv_ahead_seed3": ("bc_0.1_seed3", "400", "True", True),
+        "bc_0.1_conv_ahead_seed3_more800": ("bc_0.1_conv_ahead_seed3", "800", "True", False),
+        "named_0.1_conv_ahead_seed3_more800": ("named_0.1_conv_ahead_seed3", "800", "True", True),
+        "joint_0.1_seed3_from_route": ("named_0.1_conv_ahead_seed3_more800", "400", None, True),
+        "bc_0.1_conv_ahead_seed3_more1200": (
+            "bc_0.1_conv_ahead_seed3_more800",
+            "400",
+            "True",
+            False,
+        ),
+    }
+    for name, (start, steps, bc, named) in chain.items():
+        run = trained[name]
+        init = _value(run, "--config.wam.init_workdir") if start else ""
+        assert init == (str(out / start) if start else ""), name
+        assert _option(run, "wam.num_steps") == steps, name
+        assert _option(run, "wam.behaviour_cloning") == bc, name
+        assert ("--config.wam.named_actions" in run) == named, name
+        assert _option(run, "seed") == "3" and _option(run, "wam.label_fraction") == "0.1"
+        # Only the chain's first run leaves the two options out.
+        assert (_option(run, "wam.model.grid_conv") == "False") == (name == "bc_0.1_seed3")
+    assert "bc_0.1" in trained and "joint_0.1_from_route" in trained  # seed 0: no suffix
+    # The labeller and its names once for both seeds; the four last runs of each evaluated
+    # and summarized.
+    assert [c[3] for c in commands if c[1] == "wam" and c[2] == "label"] == ["--workdir"]
+    evaluated = [_value(c, "--workdir") for c in commands if c[1:3] == ["wam", "eval"]]
+    (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
+    assert evaluated == summary[5:] and len(evaluated) == 8
+    assert str(out / "joint_0.1_seed3_from_route") in evaluated
