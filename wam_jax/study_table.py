@@ -161,7 +161,7 @@ def summarize_runs(workdirs: list[str | pathlib.Path], out: str | pathlib.Path) 
 
 def format_table(table: dict) -> str:
     lines = [
-        f"{row['kind']:<16} labels {row['label_fraction']:<5} seed {row['train_seed']:<3} "
+        f"{row['kind']:<20} labels {row['label_fraction']:<5} seed {row['train_seed']:<3} "
         f"steps {_steps(row['training_steps']):<6} "
         f"success {row['success_rate']:.3f} length {row['mean_episode_length']:.1f}  {row['run']}"
         + (f" (from {row['init_workdir']})" if row["init_workdir"] else "")
@@ -171,7 +171,7 @@ def format_table(table: dict) -> str:
         spread = "" if group["success_std"] is None else f" ± {group['success_std']:.3f}"
         versus = group["success_minus_bc"]
         lines.append(
-            f"{group['kind']:<16} labels {group['label_fraction']:<5} "
+            f"{group['kind']:<20} labels {group['label_fraction']:<5} "
             f"steps {_steps(group['training_steps']):<6} {group['runs']} run(s): "
             f"success {group['success_mean']:.3f}{spread} "
             f"(min {group['success_min']:.3f}, max {group['success_max']:.3f})"
