@@ -53,17 +53,19 @@ def run_start(
     if not init_workdir:
         return None
     workdir = workdir_path(workdir)
+    init_path = os.fspath(absolute_path(init_workdir))
     if step_dirs(workdir / "checkpoints"):
-        start = recorded_start(workdir)
-        unknown = {"init_workdir": os.fspath(absolute_path(init_workdir)), "init_step": None}
-        return start if start is not None else {**unknown, "steps_before": None}
+        recorded = recorded_start(workdir)
+        if recorded is not None:
+            return recorded
+        return {"init_workdir": init_path, "init_step": None, "steps_before": None}
     try:
         step = resolved_step(init_workdir, None if init_step < 0 else int(init_step))
     except CheckpointNotFoundError as error:
         raise ConfigError(f"config.wam.init_workdir / init_step: {error}") from None
     before = steps_before(init_workdir)
     return {
-        "init_workdir": os.fspath(absolute_path(init_workdir)),
+        "init_workdir": init_path,
         "init_step": step,
         # None: the start run's own start is not on record.
         "steps_before": None if before is None else before + step,
