@@ -142,6 +142,13 @@ def test_the_ten_percent_chain_ends_with_the_joint_wam_and_bc_at_equal_steps(tmp
             "True",
             False,
         ),
+        "joint_0.1_seed3_from_route_more800": ("joint_0.1_seed3_from_route", "800", None, True),
+        "bc_0.1_conv_ahead_seed3_more2000": (
+            "bc_0.1_conv_ahead_seed3_more1200",
+            "800",
+            "True",
+            False,
+        ),
     }
     for name, (start, steps, bc, named) in chain.items():
         run = trained[name]
@@ -153,11 +160,49 @@ def test_the_ten_percent_chain_ends_with_the_joint_wam_and_bc_at_equal_steps(tmp
         assert _option(run, "seed") == "3" and _option(run, "wam.label_fraction") == "0.1"
         # Only the chain's first run leaves the two options out.
         assert (_option(run, "wam.model.grid_conv") == "False") == (name == "bc_0.1_seed3")
-    assert "bc_0.1" in trained and "joint_0.1_from_route" in trained  # seed 0: no suffix
-    # The labeller and its names once for both seeds; the four last runs of each evaluated
-    # and summarized.
+    assert "bc_0.1" in trained and "joint_0.1_from_route_more800" in trained  # seed 0: no suffix
+    # The labeller and its names once for both seeds; the joint WAM and BC at two lengths
+    # evaluated on 1000 test seeds and summarized.
     assert [c[3] for c in commands if c[1] == "wam" and c[2] == "label"] == ["--workdir"]
-    evaluated = [_value(c, "--workdir") for c in commands if c[1:3] == ["wam", "eval"]]
+    evaluations = [c for c in commands if c[1:3] == ["wam", "eval"]]
+    assert {_value(c, "--episodes") for c in evaluations} == {"1000"}
+    evaluated = [_value(c, "--workdir") for c in evaluations]
     (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
-    assert evaluated == summary[5:] and len(evaluated) == 8
-    assert str(out / "joint_0.1_seed3_from_route") in evaluated
+    assert evaluated == summary[5:]
+    assert evaluated == [
+        str(out / name)
+        for name in (
+            "joint_0.1_from_route",
+            "bc_0.1_conv_ahead_more1200",
+            "joint_0.1_from_route_more800",
+            "bc_0.1_conv_ahead_more2000",
+            "joint_0.1_seed3_from_route",
+            "bc_0.1_conv_ahead_seed3_more1200",
+            "joint_0.1_seed3_from_route_more800",
+            "bc_0.1_conv_ahead_seed3_more2000",
+        )
+    ]
+
+
+def test_the_ten_percent_chain_resumes_past_finished_runs_and_evaluations(tmp_path):
+    out = tmp_path / "out"
+    (out / "bc_0.1_seed3" / "checkpoints" / "1200").mkdir(parents=True)
+    # Unfinished: only its step-200 checkpoint.
+    (out / "bc_0.1_conv_ahead_seed3" / "checkpoints" / "200").mkdir(parents=True)
+    joint = out / "joint_0.1_seed3_from_route_more800"
+    done = joint / "eval" / "step_800_seeds90000-91000_t1"
+    other = joint / "eval" / "step_800_seeds90000-90200_t1"  # 200 test seeds: not this one
+    for directory in (done, other):
+        directory.mkdir(parents=True)
+        (directory / "metrics.json").write_text("{}")
+    commands = _study_commands(tmp_path, script=TEN_PERCENT, args=(), SEEDS="3", EVAL_ROUTE="1")
+    trained = [
+        pathlib.Path(_value(c, "--workdir")).name for c in commands if c[1:3] == ["wam", "train"]
+    ]
+    assert "bc_0.1_seed3" not in trained and "bc_0.1_conv_ahead_seed3" in trained
+    evaluated = [_value(c, "--workdir") for c in commands if c[1:3] == ["wam", "eval"]]
+    assert len(evaluated) == 5 and str(joint) not in evaluated
+    assert pathlib.Path(evaluated[0]).name == "bc_0.1_conv_ahead_seed3_more800"  # the route's pair
+    (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
+    # The finished evaluation is named by its directory, in the chain's order.
+    assert summary[5:] == [*evaluated[:4], str(done), evaluated[4]]
