@@ -22,14 +22,19 @@
 #
 # Resumable: finished data, names, runs (their last checkpoint written) and evaluations (their
 # metrics.json on the same test seeds) are kept; an unfinished run resumes from its newest
-# checkpoint. Settable in the environment: SEEDS (default "0 1 2 3"), EVAL_EPISODES (default
-# 1000: on 200 test seeds one success rate's standard error is 1.5-2.5 points, and seed 3's
-# joint WAM led BC by 10.5 points there but by 7.9 on 1000), EVAL_ROUTE (default 0) and
-# CPU_DEVICES (default 2: `--cpu-devices` of every command).
+# checkpoint. Settable in the environment: SEEDS (default "0 1 2 3"), LEVEL (default
+# BabyAI-GoToLocal-v0: the level the data is played on and the policies are evaluated on),
+# LABELLER_MORE (default 0: steps the labeller trains on after the preset's 600, in a run of
+# its own, labeller_0.1_moreN, whose names then go to named_0.1_moreN.npz; PickupLoc's
+# labeller needs them, see RESULTS.md), EVAL_EPISODES (default 1000: on 200 test seeds one success rate's standard
+# error is 1.5-2.5 points, and seed 3's joint WAM led BC by 10.5 points there but by 7.9 on
+# 1000), EVAL_ROUTE (default 0) and CPU_DEVICES (default 2: `--cpu-devices` of every command).
 set -euo pipefail
 
 OUT=${1:-runs/babyai_ten_percent}
 SEEDS=${SEEDS:-"0 1 2 3"}
+LEVEL=${LEVEL:-BabyAI-GoToLocal-v0}
+LABELLER_MORE=${LABELLER_MORE:-0}
 EVAL_EPISODES=${EVAL_EPISODES:-1000}
 EVAL_ROUTE=${EVAL_ROUTE:-0}
 CPU_DEVICES=${CPU_DEVICES:-2}
@@ -54,6 +59,15 @@ train() {
     return
   fi
   uv run wam train "${@:3}" --config.wam.num_steps="${steps}" --workdir "${workdir}"
+}
+# pair WORKDIR STEPS ARGS... -- WORKDIR STEPS ARGS...: the two `train` calls side by side.
+pair() {
+  local split=1 first
+  while [[ "${!split}" != "--" ]]; do split=$((split + 1)); done
+  train "${@:1:split-1}" &
+  first=$!
+  train "${@:split+1}" &
+  side_by_side "${first}" $!
 }
 # evaluation_dir RUN STEPS: the run's evaluation at STEPS on EVAL_EPISODES test seeds at
 # T 1.0, if it has one.
@@ -83,18 +97,26 @@ evaluate() {
 }
 
 stage "data -> ${OUT}/data"
-uv run wam data babyai --out "${OUT}/data" --level BabyAI-GoToLocal-v0 --episodes 10000 --clip-len 8
+uv run wam data babyai --out "${OUT}/data" --level "${LEVEL}" --episodes 10000 --clip-len 8
 CONFIG=experiments/configs/babyai.py:smoke
 stage "tokenizer -> ${OUT}/tokenizer"
 uv run genie train tokenizer --cpu-devices "${CPU_DEVICES}" --config "${CONFIG}" \
   --config.data_dir "${OUT}/data" --workdir "${OUT}/tokenizer"
 COMMON=(--cpu-devices "${CPU_DEVICES}" --config.data_dir "${OUT}/data"
-  --config.tokenizer_workdir "${OUT}/tokenizer" --config.wam.label_fraction=0.1)
-NAMES="${OUT}/named_0.1.npz"
-stage "labeller -> ${OUT}/labeller_0.1, ${NAMES}"
-uv run wam train --config "${CONFIG}_labeller" "${COMMON[@]}" --workdir "${OUT}/labeller_0.1"
+  --config.tokenizer_workdir "${OUT}/tokenizer" --config.level "${LEVEL}"
+  --config.wam.label_fraction=0.1)
+LABELLER="${OUT}/labeller_0.1"
+stage "labeller -> ${LABELLER}"
+train "${LABELLER}" 600 --config "${CONFIG}_labeller" "${COMMON[@]}"
+if (( LABELLER_MORE > 0 )); then
+  train "${LABELLER}_more${LABELLER_MORE}" "${LABELLER_MORE}" --config "${CONFIG}_labeller" \
+    "${COMMON[@]}" --config.wam.init_workdir "${LABELLER}"
+  LABELLER="${LABELLER}_more${LABELLER_MORE}"
+fi
+NAMES="${OUT}/named_0.1${LABELLER#"${OUT}/labeller_0.1"}.npz"
 if [[ ! -f "${NAMES}" ]]; then
-  uv run wam label --workdir "${OUT}/labeller_0.1" --out "${NAMES}" --cpu-devices "${CPU_DEVICES}"
+  stage "names -> ${NAMES}"
+  uv run wam label --workdir "${LABELLER}" --out "${NAMES}" --cpu-devices "${CPU_DEVICES}"
 fi
 
 for seed in "${SEED_LIST[@]}"; do
@@ -112,31 +134,23 @@ for seed in "${SEED_LIST[@]}"; do
     --config.wam.model.ahead_head=False
 
   stage "seed ${seed}: + 400 with the options, BC and the VPT route"
-  train "${bc}" 400 "${BC[@]}" --config.wam.init_workdir "${OUT}/bc_0.1${s}" &
-  first=$!
-  train "${route}" 400 "${ROUTE[@]}" --config.wam.init_workdir "${OUT}/bc_0.1${s}" &
-  side_by_side "${first}" $!
+  pair "${bc}" 400 "${BC[@]}" --config.wam.init_workdir "${OUT}/bc_0.1${s}" \
+    -- "${route}" 400 "${ROUTE[@]}" --config.wam.init_workdir "${OUT}/bc_0.1${s}"
 
   stage "seed ${seed}: + 800 more of each"
-  train "${bc}_more800" 800 "${BC[@]}" --config.max_to_keep=4 --config.wam.init_workdir "${bc}" &
-  first=$!
-  train "${route}_more800" 800 "${ROUTE[@]}" --config.max_to_keep=4 \
-    --config.wam.init_workdir "${route}" &
-  side_by_side "${first}" $!
+  pair "${bc}_more800" 800 "${BC[@]}" --config.max_to_keep=4 --config.wam.init_workdir "${bc}" \
+    -- "${route}_more800" 800 "${ROUTE[@]}" --config.max_to_keep=4 \
+    --config.wam.init_workdir "${route}"
 
   stage "seed ${seed}: + 400, the joint WAM from the route and BC"
-  train "${joint}" 400 "${JOINT[@]}" --config.wam.init_workdir "${route}_more800" &
-  first=$!
-  train "${bc}_more1200" 400 "${BC[@]}" --config.wam.init_workdir "${bc}_more800" &
-  side_by_side "${first}" $!
+  pair "${joint}" 400 "${JOINT[@]}" --config.wam.init_workdir "${route}_more800" \
+    -- "${bc}_more1200" 400 "${BC[@]}" --config.wam.init_workdir "${bc}_more800"
 
   stage "seed ${seed}: + 800 more of each"
-  train "${joint}_more800" 800 "${JOINT[@]}" --config.max_to_keep=4 \
-    --config.wam.init_workdir "${joint}" &
-  first=$!
-  train "${bc}_more2000" 800 "${BC[@]}" --config.max_to_keep=4 \
-    --config.wam.init_workdir "${bc}_more1200" &
-  side_by_side "${first}" $!
+  pair "${joint}_more800" 800 "${JOINT[@]}" --config.max_to_keep=4 \
+    --config.wam.init_workdir "${joint}" \
+    -- "${bc}_more2000" 800 "${BC[@]}" --config.max_to_keep=4 \
+    --config.wam.init_workdir "${bc}_more1200"
 
   if [[ "${EVAL_ROUTE}" == 1 ]]; then
     evaluate "${bc}_more800" 800

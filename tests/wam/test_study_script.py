@@ -206,3 +206,36 @@ def test_the_ten_percent_chain_resumes_past_finished_runs_and_evaluations(tmp_pa
     (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
     # The finished evaluation is named by its directory, in the chain's order.
     assert summary[5:] == [*evaluated[:4], str(done), evaluated[4]]
+
+
+def test_the_ten_percent_chain_on_another_level_with_a_longer_labeller(tmp_path):
+    commands = _study_commands(
+        tmp_path,
+        script=TEN_PERCENT,
+        args=(),
+        SEEDS="1",
+        LEVEL="BabyAI-PickupLoc-v0",
+        LABELLER_MORE="800",
+    )
+    out = tmp_path / "out"
+    (data,) = [c for c in commands if c[1:4] == ["wam", "data", "babyai"]]
+    assert _value(data, "--level") == "BabyAI-PickupLoc-v0"
+    trained = {
+        pathlib.Path(_value(c, "--workdir")).name: c for c in commands if c[1:3] == ["wam", "train"]
+    }
+    # Every run plays the level it was trained on when it is evaluated.
+    assert {_value(c, "--config.level") for c in trained.values()} == {"BabyAI-PickupLoc-v0"}
+    assert _option(trained["labeller_0.1"], "wam.num_steps") == "600"
+    longer = trained["labeller_0.1_more800"]
+    assert _value(longer, "--config.wam.init_workdir") == str(out / "labeller_0.1")
+    assert _option(longer, "wam.num_steps") == "800"
+    assert _value(longer, "--config") == "experiments/configs/babyai.py:smoke_labeller"
+    # The names come from the longer labeller, under a name of their own, and every run on
+    # names reads them.
+    (label,) = [c for c in commands if c[1:3] == ["wam", "label"]]
+    assert _value(label, "--workdir") == str(out / "labeller_0.1_more800")
+    names = str(out / "named_0.1_more800.npz")
+    assert _value(label, "--out") == names
+    readers = [c for c in trained.values() if "--config.wam.named_actions" in c]
+    assert len(readers) == 4
+    assert {_value(c, "--config.wam.named_actions") for c in readers} == {names}
