@@ -26,9 +26,10 @@
 # BabyAI-GoToLocal-v0: the level the data is played on and the policies are evaluated on),
 # LABELLER_MORE (default 0: steps the labeller trains on after the preset's 600, in a run of
 # its own, labeller_0.1_moreN, whose names then go to named_0.1_moreN.npz; PickupLoc's
-# labeller needs them, see RESULTS.md), EVAL_EPISODES (default 1000: on 200 test seeds one success rate's standard
-# error is 1.5-2.5 points, and seed 3's joint WAM led BC by 10.5 points there but by 7.9 on
-# 1000), EVAL_ROUTE (default 0) and CPU_DEVICES (default 2: `--cpu-devices` of every command).
+# labeller needs them, see RESULTS.md), EVAL_EPISODES (default 1000: on 200 test seeds one
+# success rate's standard error is 1.5-2.5 points, and seed 3's joint WAM led BC by 10.5
+# points there but by 7.9 on 1000), EVAL_ROUTE (default 0) and CPU_DEVICES (default 2:
+# `--cpu-devices` of every command).
 set -euo pipefail
 
 OUT=${1:-runs/babyai_ten_percent}
@@ -101,7 +102,7 @@ uv run wam data babyai --out "${OUT}/data" --level "${LEVEL}" --episodes 10000 -
 CONFIG=experiments/configs/babyai.py:smoke
 stage "tokenizer -> ${OUT}/tokenizer"
 uv run genie train tokenizer --cpu-devices "${CPU_DEVICES}" --config "${CONFIG}" \
-  --config.data_dir "${OUT}/data" --workdir "${OUT}/tokenizer"
+  --config.data_dir "${OUT}/data" --config.level "${LEVEL}" --workdir "${OUT}/tokenizer"
 COMMON=(--cpu-devices "${CPU_DEVICES}" --config.data_dir "${OUT}/data"
   --config.tokenizer_workdir "${OUT}/tokenizer" --config.level "${LEVEL}"
   --config.wam.label_fraction=0.1)

@@ -225,6 +225,8 @@ def test_the_ten_percent_chain_on_another_level_with_a_longer_labeller(tmp_path)
     }
     # Every run plays the level it was trained on when it is evaluated.
     assert {_value(c, "--config.level") for c in trained.values()} == {"BabyAI-PickupLoc-v0"}
+    (tokenizer,) = [c for c in commands if c[1:4] == ["genie", "train", "tokenizer"]]
+    assert _value(tokenizer, "--config.level") == "BabyAI-PickupLoc-v0"
     assert _option(trained["labeller_0.1"], "wam.num_steps") == "600"
     longer = trained["labeller_0.1_more800"]
     assert _value(longer, "--config.wam.init_workdir") == str(out / "labeller_0.1")
