@@ -64,7 +64,9 @@ train() {
 # pair WORKDIR STEPS ARGS... -- WORKDIR STEPS ARGS...: the two `train` calls side by side.
 pair() {
   local split=1 first
-  while [[ "${!split}" != "--" ]]; do split=$((split + 1)); done
+  while [[ "${!split:-}" != "--" ]]; do
+    (( split++ < $# )) || { echo "pair: no -- between the two runs" >&2; return 2; }
+  done
   train "${@:1:split-1}" &
   first=$!
   train "${@:split+1}" &
