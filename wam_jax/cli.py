@@ -12,10 +12,12 @@
            [--batch-size E]
   wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
       (W's inverse dynamics names the actions of every training window; a run reads them
-      with --config.wam.named_actions FILE.npz)
+      with --config.wam.named_actions FILE.npz; prints the agreement with the stored actions
+      and the confusion counts, stored by named)
   wam summarize --out study.json W1 W2 ...   (one row per evaluated run; seed groups, each
-      compared with BC at the same training steps; a W/eval/step_N_... directory instead of W
-      picks that evaluation, not the newest)
+      compared with BC at the same training steps; each run paired with the BC run of its
+      seed on the test seeds both played; a W/eval/step_N_... directory instead of W picks
+      that evaluation, not the newest)
   wam bench train --config experiments/configs/babyai.py:smoke [--steps N] [--warmup K] \
       [--batch-size B] [--out F] [--config.data_dir DIR]   (the last line is one JSON object)
 

@@ -18,7 +18,10 @@ The file (`.npz`), one row per stored window of the split:
                        data (dataset, split, version), the threshold, and the
                        named actions' agreement with the actions stored in the data, which a
                        simulated dataset has for every episode (`agreement_unseen` on the
-                       episodes whose actions the labeller's training hid).
+                       episodes whose actions the labeller's training hid), and the counts
+                       behind it, `confusion_all` / `confusion_unseen` [R][R] (row: the stored
+                       action, column: the named one): a rare action named wrong in a
+                       systematic way hides in a high agreement and shows there.
 """
 
 import dataclasses
@@ -157,23 +160,29 @@ def name_split_actions(
         "dataset_version": source.version,
         "windows": windows,
         "threshold": threshold,
-        **agreement(actions_WT, stored_WT, seen_E[episode_W]),
+        **agreement(actions_WT, stored_WT, seen_E[episode_W], agent.system.num_actions),
     }
     return NamedActions(episode_W, clip_index_W, actions_WT, confidence_WT, meta)
 
 
-def agreement(named_WT: np.ndarray, stored_WT: np.ndarray, seen_W: np.ndarray) -> dict:
+def agreement(
+    named_WT: np.ndarray, stored_WT: np.ndarray, seen_W: np.ndarray, num_actions: int
+) -> dict:
     """How the named actions compare with the stored ones: the share of stored transitions
-    named, and the share of named ones equal to the stored action, over all windows and over
-    the windows of episodes the labeller never saw labelled (`seen_W` False)."""
+    named, the share of named ones equal to the stored action, and the confusion counts
+    [num_actions][num_actions] (row stored, column named), over all windows and over the
+    windows of episodes the labeller never saw labelled (`seen_W` False)."""
     out = {}
-    for name, rows in (("all", np.ones_like(seen_W)), ("unseen", ~seen_W)):
+    for name, rows in (("all", np.ones_like(seen_W, bool)), ("unseen", ~seen_W)):
         stored = stored_WT[rows]
         named = named_WT[rows]
         known = stored >= 0
         given = known & (named >= 0)
         out[f"named_share_{name}"] = float(given.sum() / max(known.sum(), 1))
         out[f"agreement_{name}"] = float((given & (named == stored)).sum() / max(given.sum(), 1))
+        confusion_RR = np.zeros((num_actions, num_actions), np.int64)
+        np.add.at(confusion_RR, (stored[given], named[given]), 1)
+        out[f"confusion_{name}"] = confusion_RR.tolist()
     return out
 
 

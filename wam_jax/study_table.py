@@ -8,9 +8,17 @@ group with the same labels and training steps, evaluated the same way (temperatu
 source, test seeds). A run's training steps count the steps of the runs it started from
 (`start.json`, `wam_jax/run_start.py`): the VPT route trained 400 steps from a 1200-step BC run
 is compared with BC at 1600 steps, not at 1200.
+
+A run is also paired with the BC run of its training seed, label fraction and training steps,
+evaluated the same way (`paired_with_bc`): on the test seeds both played (`episodes.jsonl`),
+how many only the run solved, how many only BC solved, and the standard error of the
+difference in success over those seeds. This error covers the test seeds and the sampled
+actions, not the training seed: it says whether one pair of runs differs, the seed groups say
+whether a method does.
 """
 
 import json
+import math
 import pathlib
 import statistics
 
@@ -61,6 +69,19 @@ def _evaluation_path(run: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     raise StudyTableError(f"{path} not found; run `wam eval` on {run}")
 
 
+def _episodes_file(workdir: pathlib.Path, path: pathlib.Path, meta: dict) -> pathlib.Path | None:
+    """The evaluation's `episodes.jsonl` (None: an evaluation written before it existed). The
+    newest-evaluation copy `W/eval/metrics.json` names its directory in `meta["outputs"]`."""
+    directory = path.parent
+    if directory == workdir / "eval":
+        outputs = meta.get("outputs") or []
+        if not outputs:
+            return None
+        directory = workdir / "eval" / pathlib.Path(outputs[0]).parent.name
+    episodes = directory / "episodes.jsonl"
+    return episodes if episodes.is_file() else None
+
+
 def run_row(run: str | pathlib.Path) -> dict:
     """One row from a workdir's newest evaluation, or from the evaluation directory given."""
     workdir, path = _evaluation_path(pathlib.Path(run))
@@ -68,9 +89,11 @@ def run_row(run: str | pathlib.Path) -> dict:
     meta = metrics["meta"]
     psnr = metrics.get("video_psnr_by_step") or []
     seed, init_workdir, before = _lineage(workdir, meta)
+    episodes = _episodes_file(workdir, path, meta)
     return {
         "run": str(workdir),
         "evaluation": str(path),
+        "episodes_file": None if episodes is None else str(episodes),
         "kind": run_kind(meta),
         "label_fraction": meta["label_fraction"],
         "train_seed": seed,
@@ -151,9 +174,60 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     return groups
 
 
+def _successes(episodes_file: str) -> dict[int, bool]:
+    with open(episodes_file) as lines:
+        return {int(record["seed"]): bool(record["success"]) for record in map(json.loads, lines)}
+
+
+def paired_difference(run_by_seed: dict[int, bool], bc_by_seed: dict[int, bool]) -> dict | None:
+    """The run against BC on the seeds both played: the counts only one of them solved, the
+    difference in success and its standard error (None: fewer than two common seeds)."""
+    seeds = sorted(run_by_seed.keys() & bc_by_seed.keys())
+    if len(seeds) < 2:
+        return None
+    difference_S = [int(run_by_seed[s]) - int(bc_by_seed[s]) for s in seeds]
+    return {
+        "episodes": len(seeds),
+        "only_this": difference_S.count(1),
+        "only_bc": difference_S.count(-1),
+        "difference": statistics.fmean(difference_S),
+        "difference_se": statistics.stdev(difference_S) / math.sqrt(len(seeds)),
+    }
+
+
+def pair_with_bc(rows: list[dict]) -> None:
+    """Sets `paired_with_bc` on every row that is not BC: the first BC row of the same
+    training seed, label fraction, training steps (on record) and evaluation, with both
+    evaluations' episodes on file (None where there is none)."""
+    for row in rows:
+        row["paired_with_bc"] = None
+        if row["kind"] == "bc" or row["training_steps"] is None or not row["episodes_file"]:
+            continue
+        bc = next(
+            (
+                other
+                for other in rows
+                if other["kind"] == "bc"
+                and other["episodes_file"]
+                and (other["train_seed"], other["label_fraction"], other["training_steps"])
+                == (row["train_seed"], row["label_fraction"], row["training_steps"])
+                and _evaluation_key(other) == _evaluation_key(row)
+            ),
+            None,
+        )
+        if bc is None:
+            continue
+        paired = paired_difference(
+            _successes(row["episodes_file"]), _successes(bc["episodes_file"])
+        )
+        if paired is not None:
+            row["paired_with_bc"] = {"bc_run": bc["run"], **paired}
+
+
 def summarize_runs(workdirs: list[str | pathlib.Path], out: str | pathlib.Path) -> dict:
     """Writes `{"runs": [...], "groups": [...]}` to `out` and returns it."""
     rows = [run_row(workdir) for workdir in workdirs]
+    pair_with_bc(rows)
     table = {"runs": rows, "groups": seed_groups(rows)}
     pathlib.Path(out).write_text(json.dumps(table, indent=2) + "\n")
     return table
@@ -165,6 +239,7 @@ def format_table(table: dict) -> str:
         f"steps {_steps(row['training_steps']):<6} "
         f"success {row['success_rate']:.3f} length {row['mean_episode_length']:.1f}  {row['run']}"
         + (f" (from {row['init_workdir']})" if row["init_workdir"] else "")
+        + _paired_text(row.get("paired_with_bc"))
         for row in table["runs"]
     ]
     for group in table["groups"]:
@@ -178,6 +253,16 @@ def format_table(table: dict) -> str:
             + ("" if versus is None else f", {versus:+.3f} against bc at the same steps")
         )
     return "\n".join(lines)
+
+
+def _paired_text(paired: dict | None) -> str:
+    if paired is None:
+        return ""
+    return (
+        f"\n    paired with {paired['bc_run']} on {paired['episodes']} seeds: "
+        f"{paired['difference']:+.3f} (SE {paired['difference_se']:.3f}; solved by this run "
+        f"only {paired['only_this']}, by bc only {paired['only_bc']})"
+    )
 
 
 def _steps(steps: int | None) -> str:

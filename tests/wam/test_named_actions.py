@@ -59,13 +59,16 @@ def test_missing_corrupt_and_ragged_files_are_named(tmp_path):
 def test_agreement_counts_by_hand():
     stored = np.array([[2, 0, 1, NO_LABEL], [3, 3, NO_LABEL, NO_LABEL]], np.int32)
     named = np.array([[2, 1, NO_LABEL, NO_LABEL], [3, 3, NO_LABEL, NO_LABEL]], np.int32)
-    out = agreement(named, stored, seen_W=np.array([False, True]))
+    out = agreement(named, stored, seen_W=np.array([False, True]), num_actions=4)
     # All: 5 stored transitions, 4 named, 3 of them equal; unseen (row 0): 3, 2 named, 1 equal.
+    # Confusion (row stored, column named): 2->2, 0->1 (the one wrong name), 3->3 twice.
     assert out == {
         "named_share_all": 4 / 5,
         "agreement_all": 3 / 4,
+        "confusion_all": [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 2]],
         "named_share_unseen": 2 / 3,
         "agreement_unseen": 1 / 2,
+        "confusion_unseen": [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]],
     }
 
 

@@ -26,9 +26,11 @@ def _evaluated_run(
     on_policy: str = "",
     step: int = 1200,
     before: int | None = None,
+    solved: list[bool] | None = None,
 ) -> pathlib.Path:
     """A workdir as `wam train` + `wam eval` leave it, with only what the table reads;
-    `before`: the steps behind the start of a run from `init` (its `start.json`)."""
+    `before`: the steps behind the start of a run from `init` (its `start.json`); `solved`:
+    the outcome on test seeds 90000, 90001, ..., in the evaluation's `episodes.jsonl`."""
     workdir = root / name
     (workdir / "eval").mkdir(parents=True)
     (workdir / "config.json").write_text(json.dumps({"seed": seed, "wam": {"init_workdir": init}}))
@@ -56,6 +58,14 @@ def _evaluated_run(
         "episodes": 200,
         "meta": meta,
     }
+    if solved is not None:
+        # As `wam eval` writes it: a directory per evaluation, named in the newest's copy.
+        directory = workdir / "eval" / f"step_{step}_seeds90000-90200_t1"
+        directory.mkdir()
+        records = [{"seed": 90000 + i, "success": won} for i, won in enumerate(solved)]
+        (directory / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        meta["outputs"] = [str(directory / "metrics.json"), str(directory / "episodes.jsonl")]
+        (directory / "metrics.json").write_text(json.dumps(metrics))
     (workdir / "eval" / "metrics.json").write_text(json.dumps(metrics))
     return workdir
 
@@ -171,3 +181,41 @@ def test_an_evaluation_directory_picks_that_evaluation_not_the_newest(tmp_path):
     # A directory that is neither is named in the error.
     with pytest.raises(StudyTableError, match=r"step_400.*not found"):
         summarize_runs([run / "eval" / "step_400"], tmp_path / "c.json")
+
+
+def test_a_run_is_paired_with_bc_of_its_seed_on_the_seeds_both_played(tmp_path):
+    """Per test seed: the joint WAM solves 0-3 and 5, BC of the same seed and steps 0, 1 and 4
+    (only the WAM: 2, 3, 5; only BC: 4), so +2/6 with the paired standard error by hand; BC
+    of another training seed, and a run whose evaluation left no episodes, are paired with
+    nothing."""
+    joint = [True, True, True, True, False, True]
+    bc = [True, True, False, False, True, False]
+    runs = [
+        _evaluated_run(tmp_path, "bc", success=0.5, seed=0, solved=bc),
+        _evaluated_run(tmp_path, "bc_seed1", success=0.9, seed=1, solved=[True] * 6),
+        _evaluated_run(tmp_path, "joint", success=5 / 6, seed=0, bc=False, solved=joint),
+        _evaluated_run(tmp_path, "joint_seed2", success=0.5, seed=2, bc=False, solved=bc),
+        _evaluated_run(tmp_path, "joint_seed1_old", success=0.7, seed=1, bc=False),
+    ]
+    table = summarize_runs(runs, tmp_path / "study.json")
+    rows = {pathlib.Path(row["run"]).name: row for row in table["runs"]}
+    paired = rows["joint"]["paired_with_bc"]
+    differences = [1 * a - 1 * b for a, b in zip(joint, bc)]
+    mean = sum(differences) / 6
+    se = math.sqrt(sum((d - mean) ** 2 for d in differences) / 5 / 6)
+    assert paired == {
+        "bc_run": str(tmp_path / "bc"),
+        "episodes": 6,
+        "only_this": 3,
+        "only_bc": 1,
+        "difference": pytest.approx(2 / 6),
+        "difference_se": pytest.approx(se),
+    }
+    assert rows["joint_seed2"]["paired_with_bc"] is None  # no BC run of seed 2
+    assert rows["joint_seed1_old"]["paired_with_bc"] is None  # no episodes.jsonl
+    assert rows["bc"]["paired_with_bc"] is None
+    assert "paired with " + str(tmp_path / "bc") + " on 6 seeds: +0.333" in format_table(table)
+    # The evaluation directory itself pairs the same way as the workdir's newest copy.
+    directory = tmp_path / "joint" / "eval" / "step_1200_seeds90000-90200_t1"
+    by_directory = summarize_runs([runs[0], directory], tmp_path / "b.json")["runs"][1]
+    assert by_directory["paired_with_bc"] == paired

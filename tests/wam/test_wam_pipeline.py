@@ -587,6 +587,9 @@ def test_wam_label_names_every_training_window(runs, data_dir, named_file, tmp_p
     assert named.meta["named_share_all"] == pytest.approx(given.sum() / (stored >= 0).sum())
     right = given & (named.actions_WT == stored)
     assert named.meta["agreement_all"] == pytest.approx(right.sum() / given.sum())
+    confusion_RR = np.array(named.meta["confusion_all"])
+    assert confusion_RR.shape == (7, 7) and confusion_RR.sum() == given.sum()
+    assert np.trace(confusion_RR) == right.sum()
     strict = tmp_path / "strict.npz"
     args = ["label", "--workdir", str(wam), "--out", str(strict), "--threshold", "0.99"]
     assert main(args) == 0
