@@ -126,6 +126,23 @@ class WAMAgent:
         )
         return np.asarray(probs)[:, : frames - 1]
 
+    def infer_pair_probs(self, words_BL: np.ndarray, pairs_B2HWC: np.ndarray) -> np.ndarray:
+        """Inverse dynamics of each pair of frames read alone, with no frame before them
+        ([B, R]: the action between o_t and o_{t+1} in uint8 video [B, 2, H, W, 3]). A model
+        that reads a whole window may lean on where in an episode the window is; a pair
+        gives it only the change between the two frames."""
+        expected = (2, self.config.frame_size, self.config.frame_size, 3)
+        if pairs_B2HWC.ndim != 5 or pairs_B2HWC.shape[1:] != expected:
+            raise ValueError(f"pairs of {pairs_B2HWC.shape[1:]} given; expected {expected}")
+        batch = pairs_B2HWC.shape[0]
+        probs = self._inverse(
+            self.params,
+            jnp.asarray(words_BL),
+            jnp.asarray(pairs_B2HWC, jnp.float32) / 255.0,
+            jnp.full(batch, 2, jnp.int32),
+        )
+        return np.asarray(probs)[:, 0]
+
     def _act_impl(
         self, params, words_BL, video_BTHWC, actions_BT, length_B, given_B, keys_B, *, imagine
     ):

@@ -10,7 +10,7 @@
   wam eval --workdir W --episodes K [--seeds A:B] [--no-imagine] [--action-temperature T]
            [--sample-seed D] [--action-source policy|imagination] [--max-steps K]
            [--batch-size E]
-  wam label --workdir W --out FILE.npz [--threshold P] [--data-dir DIR]
+  wam label --workdir W --out FILE.npz [--threshold P] [--pair-check] [--data-dir DIR]
       (W's inverse dynamics names the actions of every training window; a run reads them
       with --config.wam.named_actions FILE.npz; prints the agreement with the stored actions
       and the confusion counts, stored by named)
@@ -150,6 +150,7 @@ def _label(args: argparse.Namespace) -> None:
             agent,
             source,
             threshold=args.threshold,
+            pair_check=args.pair_check,
             batch_size=args.batch_size,
             progress=lambda done, _: bar.update(done - bar.n),
         )
@@ -315,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="leave an action unnamed where the labeller's probability is below this",
+    )
+    label.add_argument(
+        "--pair-check",
+        action="store_true",
+        help="also name each transition from its two frames alone; leave it unnamed where "
+        "the two names differ",
     )
     label.add_argument("--batch-size", type=int, default=64, help="windows per model call")
     summarize = commands.add_parser("summarize", help="one table from several `wam eval`s")

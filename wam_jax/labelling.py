@@ -112,12 +112,15 @@ def name_split_actions(
     *,
     split: str = "train",
     threshold: float = 0.0,
+    pair_check: bool = False,
     batch_size: int = 64,
     progress=None,
 ) -> NamedActions:
     """Every stored window of `source` (the `split` of the agent's data) through `agent`'s
     inverse-dynamics query: the named actions (see the module docstring) and, in `meta`, their
-    agreement with the stored ones."""
+    agreement with the stored ones. `pair_check`: each transition is also named from its two
+    frames alone (`WAMAgent.infer_pair_probs`), and left unnamed where the two names differ
+    (`meta["pair_check_hidden"]`: the share of transitions that hid)."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     windows, frames = len(source), agent.config.clip_len
@@ -125,6 +128,7 @@ def name_split_actions(
     clip_index_W = np.zeros(windows, np.int64)
     actions_WT = np.full((windows, frames), NO_LABEL, np.int32)
     confidence_WT = np.zeros((windows, frames), np.float32)
+    pair_hidden = transitions = 0
     stored_WT = np.full((windows, frames), NO_LABEL, np.int32)
     for start in range(0, windows, batch_size):
         rows = range(start, min(start + batch_size, windows))
@@ -136,7 +140,13 @@ def name_split_actions(
         words = agent.encode_missions([item["mission"] for item in items])
         probs_BTR = agent.infer_action_probs(words, video, length_B)  # row t: a_t
         has_next_BT = np.arange(frames - 1)[None, :] < length_B[:, None] - 1
+        transitions += int(has_next_BT.sum())
         keep_BT = has_next_BT & (probs_BTR.max(axis=-1) >= threshold)
+        if pair_check:
+            pairs_BT = pair_names(agent, words, video, has_next_BT, batch_size * (frames - 1))
+            agree_BT = pairs_BT == probs_BTR.argmax(axis=-1)
+            pair_hidden += int((keep_BT & ~agree_BT).sum())
+            keep_BT &= agree_BT
         index = slice(rows.start, rows.stop)
         actions_WT[index, :-1] = np.where(keep_BT, probs_BTR.argmax(axis=-1), NO_LABEL)
         confidence_WT[index, :-1] = np.where(has_next_BT, probs_BTR.max(axis=-1), 0.0)
@@ -160,9 +170,30 @@ def name_split_actions(
         "dataset_version": source.version,
         "windows": windows,
         "threshold": threshold,
+        "pair_check": pair_check,
+        **({"pair_check_hidden": pair_hidden / max(transitions, 1)} if pair_check else {}),
         **agreement(actions_WT, stored_WT, seen_E[episode_W], agent.system.num_actions),
     }
     return NamedActions(episode_W, clip_index_W, actions_WT, confidence_WT, meta)
+
+
+def pair_names(
+    agent, words_BL: np.ndarray, video_BTHWC: np.ndarray, has_next_BT: np.ndarray, size: int
+) -> np.ndarray:
+    """[B, T-1]: the action each transition's two frames name alone (NO_LABEL where there is
+    no next frame); the pairs of every window in one call, padded to `size` pairs (at least
+    B * (T-1)) so that every call has one shape."""
+    batch, steps = has_next_BT.shape
+    rows_P, steps_P = np.nonzero(has_next_BT)
+    pairs_P2HWC = np.zeros((size, 2) + video_BTHWC.shape[2:], np.uint8)
+    pairs_P2HWC[: len(rows_P), 0] = video_BTHWC[rows_P, steps_P]
+    pairs_P2HWC[: len(rows_P), 1] = video_BTHWC[rows_P, steps_P + 1]
+    words_PL = np.zeros((size,) + words_BL.shape[1:], words_BL.dtype)
+    words_PL[: len(rows_P)] = words_BL[rows_P]
+    named_P = agent.infer_pair_probs(words_PL, pairs_P2HWC).argmax(axis=-1)
+    names_BT = np.full((batch, steps), NO_LABEL, np.int32)
+    names_BT[rows_P, steps_P] = named_P[: len(rows_P)]
+    return names_BT
 
 
 def agreement(

@@ -596,6 +596,45 @@ def test_wam_label_names_every_training_window(runs, data_dir, named_file, tmp_p
     assert (NamedActions.load(strict).actions_WT == NO_LABEL).all()  # 4 steps: unsure
 
 
+def test_wam_label_pair_check_keeps_the_names_a_pair_of_frames_repeats(
+    runs, data_dir, named_file, tmp_path
+):
+    """`wam label --pair-check`: a transition keeps its window's name only where its two
+    frames, read alone, name the same action; the pair query is the window query on a
+    two-frame clip; the share hidden is on record."""
+    wam = runs[0] / "wam"
+    whole = NamedActions.load(named_file[0])
+    out = tmp_path / "pairs.npz"
+    args = ["label", "--workdir", str(wam), "--out", str(out), "--pair-check", "--batch-size", "16"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    checked = NamedActions.load(out)
+    agent = load_agent(wam)
+    source = open_babyai_split(data_dir, "train", clip_len=CLIP)
+    hidden = transitions = 0
+    for i in range(len(source)):
+        item = source[i]
+        length = int(item["length"])
+        if length < 2:
+            continue
+        words = agent.encode_missions([item["mission"].decode()])
+        pairs = np.stack([item["video"][t : t + 2] for t in range(length - 1)])
+        alone = agent.infer_pair_probs(np.repeat(words, length - 1, axis=0), pairs)
+        # The pair query is the window query on each two-frame clip.
+        first = agent.infer_action_probs(words, item["video"][None, :2])[0, 0]
+        np.testing.assert_allclose(alone[0], first, atol=1e-5)
+        named = whole.actions_WT[i, : length - 1]
+        kept = checked.actions_WT[i, : length - 1]
+        agree = alone.argmax(axis=-1) == named
+        np.testing.assert_array_equal(kept, np.where(agree, named, NO_LABEL))
+        hidden += int((~agree).sum())
+        transitions += length - 1
+    assert checked.meta["pair_check"] is True and whole.meta["pair_check"] is False
+    assert checked.meta["pair_check_hidden"] == pytest.approx(hidden / transitions)
+    with pytest.raises(ValueError, match=r"pairs of \(3, \d+, \d+, 3\) given"):
+        agent.infer_pair_probs(words, item["video"][None, :3])
+
+
 def test_runs_read_named_actions_where_labels_are_hidden(
     runs, data_dir, named_file, tmp_path, capsys
 ):
