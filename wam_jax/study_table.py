@@ -175,8 +175,17 @@ def seed_groups(rows: list[dict]) -> list[dict]:
 
 
 def _successes(episodes_file: str) -> dict[int, bool]:
+    """{test seed: solved} from an evaluation's `episodes.jsonl`."""
     with open(episodes_file) as lines:
-        return {int(record["seed"]): bool(record["success"]) for record in map(json.loads, lines)}
+        try:
+            return {
+                int(record["seed"]): bool(record["success"]) for record in map(json.loads, lines)
+            }
+        except (ValueError, KeyError, TypeError) as error:
+            raise StudyTableError(
+                f"{episodes_file}: not one episode record (seed, success) a line ({error!r}); "
+                "run `wam eval` again"
+            ) from error
 
 
 def paired_difference(run_by_seed: dict[int, bool], bc_by_seed: dict[int, bool]) -> dict | None:

@@ -219,3 +219,15 @@ def test_a_run_is_paired_with_bc_of_its_seed_on_the_seeds_both_played(tmp_path):
     directory = tmp_path / "joint" / "eval" / "step_1200_seeds90000-90200_t1"
     by_directory = summarize_runs([runs[0], directory], tmp_path / "b.json")["runs"][1]
     assert by_directory["paired_with_bc"] == paired
+
+
+def test_a_corrupt_episodes_file_is_named(tmp_path):
+    runs = [
+        _evaluated_run(tmp_path, "bc", success=0.5, seed=0, solved=[True, False]),
+        _evaluated_run(tmp_path, "joint", success=0.5, seed=0, bc=False, solved=[False, True]),
+    ]
+    episodes = runs[0] / "eval" / "step_1200_seeds90000-90200_t1" / "episodes.jsonl"
+    episodes.write_text('{"seed": 90000, "success": true}\n{"seed": 900')
+    with pytest.raises(StudyTableError, match=r"bc/eval/step_1200.*episodes.jsonl: not one"):
+        summarize_runs(runs, tmp_path / "study.json")
+    assert not (tmp_path / "study.json").exists()
