@@ -205,27 +205,28 @@ def paired_difference(run_by_seed: dict[int, bool], bc_by_seed: dict[int, bool])
 
 
 def pair_with_bc(rows: list[dict]) -> None:
-    """Sets `paired_with_bc` on every row that is not BC: the first BC row of the same
-    training seed, label fraction, training steps (on record) and evaluation, with both
-    evaluations' episodes on file (None where there is none)."""
+    """Sets `paired_with_bc` on every row that is not BC: the BC row of the same training
+    seed, label fraction, training steps (on record) and evaluation, with both evaluations'
+    episodes on file; where several match, the one started from the same run (the two arms
+    of one start); None where there is none or no single one."""
     for row in rows:
         row["paired_with_bc"] = None
         if row["kind"] == "bc" or row["training_steps"] is None or not row["episodes_file"]:
             continue
-        bc = next(
-            (
-                other
-                for other in rows
-                if other["kind"] == "bc"
-                and other["episodes_file"]
-                and (other["train_seed"], other["label_fraction"], other["training_steps"])
-                == (row["train_seed"], row["label_fraction"], row["training_steps"])
-                and _evaluation_key(other) == _evaluation_key(row)
-            ),
-            None,
-        )
-        if bc is None:
+        candidates = [
+            other
+            for other in rows
+            if other["kind"] == "bc"
+            and other["episodes_file"]
+            and (other["train_seed"], other["label_fraction"], other["training_steps"])
+            == (row["train_seed"], row["label_fraction"], row["training_steps"])
+            and _evaluation_key(other) == _evaluation_key(row)
+        ]
+        if len(candidates) > 1:
+            candidates = [c for c in candidates if c["init_workdir"] == row["init_workdir"]]
+        if len(candidates) != 1:
             continue
+        bc = candidates[0]
         paired = paired_difference(
             _successes(row["episodes_file"]), _successes(bc["episodes_file"])
         )

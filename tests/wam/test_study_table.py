@@ -231,3 +231,44 @@ def test_a_corrupt_episodes_file_is_named(tmp_path):
     with pytest.raises(StudyTableError, match=r"bc/eval/step_1200.*episodes.jsonl: not one"):
         summarize_runs(runs, tmp_path / "study.json")
     assert not (tmp_path / "study.json").exists()
+
+
+def test_of_two_bc_runs_of_one_seed_the_one_from_the_same_start_is_paired(tmp_path):
+    """Two BC arms of seed 0 at 1600 steps (from two 1200-step runs with other options): the
+    joint WAM started from `start_b` pairs with BC from `start_b`; a run from a third start
+    pairs with neither."""
+    start = {"step": 400, "before": 1200}
+    runs = [
+        _evaluated_run(
+            tmp_path, "bc_a", success=0.5, seed=0, init="start_a", solved=[True, False], **start
+        ),
+        _evaluated_run(
+            tmp_path, "bc_b", success=0.5, seed=0, init="start_b", solved=[False, True], **start
+        ),
+        _evaluated_run(
+            tmp_path,
+            "joint_b",
+            success=1.0,
+            seed=0,
+            bc=False,
+            init="start_b",
+            solved=[True, True],
+            **start,
+        ),
+        _evaluated_run(
+            tmp_path,
+            "joint_c",
+            success=1.0,
+            seed=0,
+            bc=False,
+            init="start_c",
+            solved=[True, True],
+            **start,
+        ),
+    ]
+    rows = {
+        pathlib.Path(r["run"]).name: r for r in summarize_runs(runs, tmp_path / "s.json")["runs"]
+    }
+    assert rows["joint_b"]["paired_with_bc"]["bc_run"] == str(tmp_path / "bc_b")
+    assert rows["joint_b"]["paired_with_bc"]["only_this"] == 1
+    assert rows["joint_c"]["paired_with_bc"] is None
