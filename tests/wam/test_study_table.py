@@ -237,35 +237,14 @@ def test_of_two_bc_runs_of_one_seed_the_one_from_the_same_start_is_paired(tmp_pa
     """Two BC arms of seed 0 at 1600 steps (from two 1200-step runs with other options): the
     joint WAM started from `start_b` pairs with BC from `start_b`; a run from a third start
     pairs with neither."""
-    start = {"step": 400, "before": 1200}
+    start = {"step": 400, "before": 1200, "success": 0.5, "seed": 0}
     runs = [
-        _evaluated_run(
-            tmp_path, "bc_a", success=0.5, seed=0, init="start_a", solved=[True, False], **start
-        ),
-        _evaluated_run(
-            tmp_path, "bc_b", success=0.5, seed=0, init="start_b", solved=[False, True], **start
-        ),
-        _evaluated_run(
-            tmp_path,
-            "joint_b",
-            success=1.0,
-            seed=0,
-            bc=False,
-            init="start_b",
-            solved=[True, True],
-            **start,
-        ),
-        _evaluated_run(
-            tmp_path,
-            "joint_c",
-            success=1.0,
-            seed=0,
-            bc=False,
-            init="start_c",
-            solved=[True, True],
-            **start,
-        ),
+        _evaluated_run(tmp_path, "bc_a", init="start_a", solved=[True, False], **start),
+        _evaluated_run(tmp_path, "bc_b", init="start_b", solved=[False, True], **start),
     ]
+    for name in ("joint_b", "joint_c"):
+        init = "start_" + name[-1]
+        runs.append(_evaluated_run(tmp_path, name, bc=False, init=init, solved=[True] * 2, **start))
     rows = {
         pathlib.Path(r["run"]).name: r for r in summarize_runs(runs, tmp_path / "s.json")["runs"]
     }
