@@ -209,6 +209,7 @@ def pair_with_bc(rows: list[dict]) -> None:
     seed, label fraction, training steps (on record) and evaluation, with both evaluations'
     episodes on file; where several match, the one started from the same run (the two arms
     of one start); None where there is none or no single one."""
+    outcomes: dict[str, dict[int, bool]] = {}
     for row in rows:
         row["paired_with_bc"] = None
         if row["kind"] == "bc" or row["training_steps"] is None or not row["episodes_file"]:
@@ -227,9 +228,10 @@ def pair_with_bc(rows: list[dict]) -> None:
         if len(candidates) != 1:
             continue
         bc = candidates[0]
-        paired = paired_difference(
-            _successes(row["episodes_file"]), _successes(bc["episodes_file"])
-        )
+        for path in (row["episodes_file"], bc["episodes_file"]):
+            if path not in outcomes:  # a BC run paired with several runs is read once
+                outcomes[path] = _successes(path)
+        paired = paired_difference(outcomes[row["episodes_file"]], outcomes[bc["episodes_file"]])
         if paired is not None:
             row["paired_with_bc"] = {"bc_run": bc["run"], **paired}
 
