@@ -15,13 +15,19 @@ how many only the run solved, how many only BC solved, and the standard error of
 difference in success over those seeds. This error covers the test seeds and the sampled
 actions, not the training seed: it says whether one pair of runs differs, the seed groups say
 whether a method does.
+
+Runs whose WAM options differ (`config.wam.model`, e.g. `policy_reads_target`) are different
+methods: each row names the options that vary among the runs summarized together
+(`model_options`), and neither the groups nor the pairing with BC cross them.
 """
 
+import dataclasses
 import json
 import math
 import pathlib
 import statistics
 
+from wam_jax.config import WAMConfig
 from wam_jax.run_start import steps_before
 
 
@@ -40,9 +46,9 @@ def run_kind(meta: dict) -> str:
     return kind
 
 
-def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str, int | None]:
-    """The run's training seed, the run whose weights it started from ("": none) and the
-    training steps behind its first step (None: not on record)."""
+def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str, int | None, dict]:
+    """The run's training seed, the run whose weights it started from ("": none), the
+    training steps behind its first step (None: not on record) and its WAM options."""
     config_path = workdir / "config.json"
     if not config_path.is_file():
         raise StudyTableError(f"{workdir}: no config.json, so no training seed on record")
@@ -50,7 +56,18 @@ def _lineage(workdir: pathlib.Path, meta: dict) -> tuple[int, str, int | None]:
     # Evaluations written before the seed entered their metadata: the run's resolved config.
     seed = meta.get("train_seed", config["seed"])
     init_workdir = str(config.get("wam", {}).get("init_workdir", ""))
-    return int(seed), init_workdir, steps_before(workdir, config)
+    return int(seed), init_workdir, steps_before(workdir, config), _model_options(config)
+
+
+def _model_options(config: dict) -> dict:
+    """Every `WAMConfig` field of the run; a field its config.json lacks (written before the
+    field existed) has the field's default, the behaviour of the code it was trained with."""
+    recorded = config.get("wam", {}).get("model", {})
+    options = {}
+    for field in dataclasses.fields(WAMConfig):
+        value = recorded.get(field.name, field.default)
+        options[field.name] = tuple(value) if isinstance(value, list) else value
+    return options
 
 
 def _evaluation_path(run: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -88,7 +105,7 @@ def run_row(run: str | pathlib.Path) -> dict:
     metrics = json.loads(path.read_text())
     meta = metrics["meta"]
     psnr = metrics.get("video_psnr_by_step") or []
-    seed, init_workdir, before = _lineage(workdir, meta)
+    seed, init_workdir, before, model = _lineage(workdir, meta)
     episodes = _episodes_file(workdir, path, meta)
     return {
         "run": str(workdir),
@@ -100,6 +117,10 @@ def run_row(run: str | pathlib.Path) -> dict:
         # A run started from another's weights draws on both runs' seeds.
         "init_workdir": init_workdir,
         "named_actions": meta.get("named_actions", ""),
+        # All WAM options (`_model`, dropped from the written table) and, set by
+        # `name_model_options`, those that vary among the runs summarized together.
+        "_model": model,
+        "model_options": "",
         "success_rate": metrics["success_rate"],
         "mean_episode_length": metrics["mean_episode_length"],
         "video_psnr_first_step": psnr[0] if psnr else None,
@@ -118,6 +139,24 @@ def run_row(run: str | pathlib.Path) -> dict:
     }
 
 
+def name_model_options(rows: list[dict]) -> None:
+    """Sets each row's `model_options` to `name=value, ...` over the WAM options that differ
+    among `rows` ("" where none do)."""
+    varying = (
+        [name for name in rows[0]["_model"] if len({str(row["_model"][name]) for row in rows}) > 1]
+        if rows
+        else []
+    )
+    for row in rows:
+        row["model_options"] = ", ".join(f"{name}={row['_model'][name]}" for name in varying)
+
+
+def _method(row: dict) -> str:
+    """The kind and the varying options, as the table prints them."""
+    options = row["model_options"]
+    return row["kind"] + (f" [{options}]" if options else "")
+
+
 def _evaluation_key(row: dict) -> tuple:
     """What must match for two runs' success rates to be compared."""
     return (row["action_temperature"], row["action_source"], tuple(row["eval_seeds"]))
@@ -131,20 +170,28 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     training steps (None where there is none, or the steps are not on record)."""
     members: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = (row["kind"], row["label_fraction"], row["training_steps"], *_evaluation_key(row))
+        key = (
+            row["kind"],
+            row["model_options"],
+            row["label_fraction"],
+            row["training_steps"],
+            *_evaluation_key(row),
+        )
         members.setdefault(key, []).append(row)
     groups = []
-    for (kind, fraction, steps, *_), group_rows in members.items():
+    for (kind, options, fraction, steps, *_), group_rows in members.items():
         lineages = [(row["init_workdir"], row["train_seed"]) for row in group_rows]
         if len(set(lineages)) != len(lineages):
             raise StudyTableError(
-                f"{kind} at {fraction} labels: two runs with the same training seed and start "
+                f"{_method(group_rows[0])} at {fraction} labels: two runs with the same "
+                "training seed and start "
                 f"({', '.join(row['run'] for row in group_rows)}); one row per seed"
             )
         success = [row["success_rate"] for row in group_rows]
         groups.append(
             {
                 "kind": kind,
+                "model_options": options,
                 "label_fraction": fraction,
                 "training_steps": steps,
                 "runs": len(group_rows),
@@ -164,6 +211,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
             other
             for other in groups
             if other["kind"] == "bc"
+            and other["model_options"] == group["model_options"]
             and other["label_fraction"] == group["label_fraction"]
             and other["training_steps"] is not None
             and other["training_steps"] == group["training_steps"]
@@ -205,8 +253,8 @@ def paired_difference(run_by_seed: dict[int, bool], bc_by_seed: dict[int, bool])
 
 
 def pair_with_bc(rows: list[dict]) -> None:
-    """Sets `paired_with_bc` on every row that is not BC: the BC row of the same training
-    seed, label fraction, training steps (on record) and evaluation, with both evaluations'
+    """Sets `paired_with_bc` on every row that is not BC: the BC row of the same WAM options,
+    training seed, label fraction, training steps (on record) and evaluation, with both evaluations'
     episodes on file; where several match, the one started from the same run (the two arms
     of one start); None where there is none or no single one."""
     outcomes: dict[str, dict[int, bool]] = {}
@@ -219,6 +267,7 @@ def pair_with_bc(rows: list[dict]) -> None:
             for other in rows
             if other["kind"] == "bc"
             and other["episodes_file"]
+            and other["model_options"] == row["model_options"]
             and (other["train_seed"], other["label_fraction"], other["training_steps"])
             == (row["train_seed"], row["label_fraction"], row["training_steps"])
             and _evaluation_key(other) == _evaluation_key(row)
@@ -239,15 +288,19 @@ def pair_with_bc(rows: list[dict]) -> None:
 def summarize_runs(workdirs: list[str | pathlib.Path], out: str | pathlib.Path) -> dict:
     """Writes `{"runs": [...], "groups": [...]}` to `out` and returns it."""
     rows = [run_row(workdir) for workdir in workdirs]
+    name_model_options(rows)
     pair_with_bc(rows)
-    table = {"runs": rows, "groups": seed_groups(rows)}
+    groups = seed_groups(rows)
+    for row in rows:
+        del row["_model"]
+    table = {"runs": rows, "groups": groups}
     pathlib.Path(out).write_text(json.dumps(table, indent=2) + "\n")
     return table
 
 
 def format_table(table: dict) -> str:
     lines = [
-        f"{row['kind']:<20} labels {row['label_fraction']:<5} seed {row['train_seed']:<3} "
+        f"{_method(row):<20} labels {row['label_fraction']:<5} seed {row['train_seed']:<3} "
         f"steps {_steps(row['training_steps']):<6} "
         f"success {row['success_rate']:.3f} length {row['mean_episode_length']:.1f}  {row['run']}"
         + (f" (from {row['init_workdir']})" if row["init_workdir"] else "")
@@ -258,7 +311,7 @@ def format_table(table: dict) -> str:
         spread = "" if group["success_std"] is None else f" ± {group['success_std']:.3f}"
         versus = group["success_minus_bc"]
         lines.append(
-            f"{group['kind']:<20} labels {group['label_fraction']:<5} "
+            f"{_method(group):<20} labels {group['label_fraction']:<5} "
             f"steps {_steps(group['training_steps']):<6} {group['runs']} run(s): "
             f"success {group['success_mean']:.3f}{spread} "
             f"(min {group['success_min']:.3f}, max {group['success_max']:.3f})"

@@ -27,13 +27,16 @@ def _evaluated_run(
     step: int = 1200,
     before: int | None = None,
     solved: list[bool] | None = None,
+    model: dict | None = None,
 ) -> pathlib.Path:
     """A workdir as `wam train` + `wam eval` leave it, with only what the table reads;
     `before`: the steps behind the start of a run from `init` (its `start.json`); `solved`:
-    the outcome on test seeds 90000, 90001, ..., in the evaluation's `episodes.jsonl`."""
+    the outcome on test seeds 90000, 90001, ..., in the evaluation's `episodes.jsonl`;
+    `model`: the WAM options in its config (None: none on record, the defaults)."""
     workdir = root / name
     (workdir / "eval").mkdir(parents=True)
-    (workdir / "config.json").write_text(json.dumps({"seed": seed, "wam": {"init_workdir": init}}))
+    wam = {"init_workdir": init} | ({} if model is None else {"model": model})
+    (workdir / "config.json").write_text(json.dumps({"seed": seed, "wam": wam}))
     if before is not None:
         start = {"init_workdir": init, "init_step": before, "steps_before": before}
         (workdir / "start.json").write_text(json.dumps(start))
@@ -251,3 +254,47 @@ def test_of_two_bc_runs_of_one_seed_the_one_from_the_same_start_is_paired(tmp_pa
     assert rows["joint_b"]["paired_with_bc"]["bc_run"] == str(tmp_path / "bc_b")
     assert rows["joint_b"]["paired_with_bc"]["only_this"] == 1
     assert rows["joint_c"]["paired_with_bc"] is None
+
+
+def test_runs_with_other_model_options_are_other_methods(tmp_path):
+    """Seed 0, both arms with and without `policy_reads_target` from one start: each joint
+    run is paired with, and its group compared with, the BC run of its own options; the
+    option is named where it varies, and a config without it reads as its default."""
+    on = {"policy_reads_target": True, "target_head": True, "mode_probs": [0.6, 0.25, 0.15]}
+    off = {"policy_reads_target": False, "target_head": True, "mode_probs": [0.6, 0.25, 0.15]}
+    runs = [
+        _evaluated_run(tmp_path, "bc_off", success=0.5, seed=0, model=off, solved=[True, False]),
+        _evaluated_run(tmp_path, "bc_on", success=0.5, seed=0, model=on, solved=[False, True]),
+        _evaluated_run(
+            tmp_path, "joint_off", success=0.5, seed=0, bc=False, model=off, solved=[True, True]
+        ),
+        _evaluated_run(
+            tmp_path, "joint_on", success=1.0, seed=0, bc=False, model=on, solved=[True, True]
+        ),
+    ]
+    table = summarize_runs(runs, tmp_path / "s.json")
+    rows = {pathlib.Path(r["run"]).name: r for r in table["runs"]}
+    assert rows["joint_on"]["model_options"] == "policy_reads_target=True"
+    assert rows["bc_off"]["model_options"] == "policy_reads_target=False"
+    assert rows["joint_on"]["paired_with_bc"]["bc_run"] == str(tmp_path / "bc_on")
+    assert rows["joint_off"]["paired_with_bc"]["bc_run"] == str(tmp_path / "bc_off")
+    versus = {(g["kind"], g["model_options"]): g["success_minus_bc"] for g in table["groups"]}
+    assert len(table["groups"]) == 4
+    assert versus[("wam (joint)", "policy_reads_target=True")] == pytest.approx(0.5)
+    assert versus[("wam (joint)", "policy_reads_target=False")] == pytest.approx(0.0)
+    assert "bc [policy_reads_target=True]" in format_table(table)
+    assert "_model" not in json.loads((tmp_path / "s.json").read_text())["runs"][0]
+    # A config without an option reads as its default: only mode_probs varies below.
+    legacy = _evaluated_run(tmp_path, "bc_legacy", success=0.5, seed=1, model={})
+    explicit = _evaluated_run(
+        tmp_path, "bc_explicit", success=0.5, seed=2, model={"policy_reads_target": False}
+    )
+    other = _evaluated_run(
+        tmp_path, "bc_other", success=0.5, seed=3, model={"mode_probs": [1, 0, 0]}
+    )
+    table = summarize_runs([legacy, explicit, other], tmp_path / "t.json")
+    assert [r["model_options"] for r in table["runs"]] == [
+        "mode_probs=(0.6, 0.25, 0.15)",
+        "mode_probs=(0.6, 0.25, 0.15)",
+        "mode_probs=(1, 0, 0)",
+    ]
