@@ -241,3 +241,59 @@ def test_the_ten_percent_chain_on_another_level_with_a_longer_labeller(tmp_path)
     readers = [c for c in trained.values() if "--config.wam.named_actions" in c]
     assert len(readers) == 4
     assert {_value(c, "--config.wam.named_actions") for c in readers} == {names}
+
+
+def test_the_pickup_chain_pairs_the_joint_wam_and_bc_from_one_bc_checkpoint(tmp_path):
+    commands = _study_commands(tmp_path, script=EXPERIMENTS / "wam_babyai_pickup.sh", args=())
+    out = tmp_path / "out"
+    # The tokenizer reads GoToLocal frames, every WAM run PickupLoc's.
+    data = {_value(c, "--out"): _value(c, "--level") for c in commands if c[1:3] == ["wam", "data"]}
+    assert data == {
+        str(out / "data"): "BabyAI-PickupLoc-v0",
+        str(out / "tokenizer_data"): "BabyAI-GoToLocal-v0",
+    }
+    (tokenizer,) = [c for c in commands if c[1:4] == ["genie", "train", "tokenizer"]]
+    assert _value(tokenizer, "--config.data_dir") == str(out / "tokenizer_data")
+    trained = {
+        pathlib.Path(_value(c, "--workdir")).name: c for c in commands if c[1:3] == ["wam", "train"]
+    }
+    assert {_value(c, "--config.level") for c in trained.values()} == {"BabyAI-PickupLoc-v0"}
+    assert {_value(c, "--config.tokenizer_workdir") for c in trained.values()} == {
+        str(out / "tokenizer")
+    }
+    (label,) = [c for c in commands if c[1:3] == ["wam", "label"]]
+    assert _value(label, "--workdir") == str(out / "labeller_0.1_more800")
+    names = _value(label, "--out")
+    chain = {  # run -> (its start, its own steps, BC or not, reads the names)
+        "bc_0.1_prt_seed2": ("", "1200", "True", False),
+        "joint_0.1_prt_seed2_from_bc": ("bc_0.1_prt_seed2", "800", None, True),
+        "bc_0.1_prt_seed2_more800": ("bc_0.1_prt_seed2", "800", "True", False),
+    }
+    for name, (start, steps, bc, named) in chain.items():
+        run = trained[name]
+        assert _option(run, "seed") == "2" and _option(run, "wam.label_fraction") == "0.1"
+        assert _option(run, "wam.model.policy_reads_target") == "True", name
+        assert _option(run, "wam.num_steps") == steps, name
+        assert _option(run, "wam.behaviour_cloning") == bc, name
+        if start:
+            assert _value(run, "--config.wam.init_workdir") == str(out / start), name
+            assert _option(run, "wam.init_step") == "1200", name
+        else:
+            assert "--config.wam.init_workdir" not in run, name
+        assert (_value(run, "--config.wam.named_actions") if named else None) == (
+            names if named else None
+        ), name
+    assert {"bc_0.1_prt", "bc_0.1_prt_seed1", "joint_0.1_prt_from_bc"} <= set(trained)
+    # Both arms of each seed at 2000 steps, on 500 test seeds at T 1.0, then summarized.
+    evaluations = [c for c in commands if c[1:3] == ["wam", "eval"]]
+    assert {(_value(c, "--episodes"), _value(c, "--action-temperature")) for c in evaluations} == {
+        ("500", "1.0")
+    }
+    evaluated = [_value(c, "--workdir") for c in evaluations]
+    (summary,) = [c for c in commands if c[1:3] == ["wam", "summarize"]]
+    assert evaluated == summary[5:]
+    assert [pathlib.Path(run).name for run in evaluated] == [
+        f"{arm}{s}{tail}"
+        for s in ("", "_seed1", "_seed2")
+        for arm, tail in (("joint_0.1_prt", "_from_bc"), ("bc_0.1_prt", "_more800"))
+    ]
