@@ -194,6 +194,13 @@ class WAMAgent:
                 jnp.where(last_seen_BT[:, :, None], logits["targets"], 0.0), axis=1
             )
             out["target_token"] = jnp.argmax(target_logits_BN, axis=-1).astype(jnp.int32)
+        if "ahead" in logits:
+            # What the ahead head takes the cell in front of the agent for, in the last
+            # observed frame (an index into `AHEAD_CLASSES`; see `closed_loop`).
+            ahead_logits_BC = jnp.sum(
+                jnp.where(last_seen_BT[:, :, None], logits["ahead"], 0.0), axis=1
+            )
+            out["ahead_class"] = jnp.argmax(ahead_logits_BC, axis=-1).astype(jnp.int32)
         if not imagine:
             return out
         # The world-model query: the frame the chosen (or given) action leads to.
@@ -231,7 +238,8 @@ class WAMAgent:
         given_actions: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Next actions [B] (and imagined next frames [B, H, W, 3] in [0, 1]; with a target
-        head, `target_token` [B]: the video token of the last frame it points at).
+        head, `target_token` [B]: the video token of the last frame it points at; with an ahead
+        head, `ahead_class` [B]: the class it gives the cell the agent faces in that frame).
 
         histories[b]: the observed frames of episode b so far, uint8 [t_b + 1, H, W, 3];
         past_actions[b]: the t_b actions taken between them. `rng`: one key, split into one per

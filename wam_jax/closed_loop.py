@@ -45,6 +45,15 @@ Reported per run:
                        an object the mission does not name, `facing_blocker_steps` of them),
                        the share that were FORWARD: a move that changes nothing and that the
                        expert never makes (it turns, or picks the object up)
+  wrong_pickup_episodes  share of the episodes that picked up an object the mission does
+                       not name (PICKUP while facing one, and the frame changed): in a Pickup
+                       mission such an episode is lost, for the policy never drops it
+  ahead_accuracy       (WAMs with an ahead head) share of the steps where the head's class
+                       for the cell in front of the agent was the simulator's, in the states
+                       the policy reached; `ahead_named_at_wrong_pickups`: of the wrong
+                       pickups, the share where the head took the object for the named one
+                       (high: the policy's features mistake the object; low: they tell it
+                       apart and the action does not follow them)
 """
 
 import contextlib
@@ -55,9 +64,12 @@ import numpy as np
 
 from wam_jax.agent import WAMAgent
 from wam_jax.data.babyai_env import (
+    AHEAD_NAMED,
+    AHEAD_OBJECT,
     BLOCKING_CLASSES,
     FORWARD,
     NUM_ACTIONS,
+    PICKUP,
     ahead_class,
     expert_action,
     make_env,
@@ -100,6 +112,7 @@ class _Episode:
         self.target_on_named: list[bool] = []
         self.target_on_faced: list[bool] = []
         self.facing_object: list[bool] = []
+        self.ahead_predicted: list[int] = []  # with an ahead head: its class, before each action
         self.done = False
         self.success = False
 
@@ -225,6 +238,40 @@ def blocker_forwards(episodes: list["_Episode"]) -> dict[str, float | int | None
     }
 
 
+def wrong_pickups(episode: "_Episode") -> list[int]:
+    """Indices of the episode's actions that picked up an object the mission does not name."""
+    if not episode.render:
+        return []
+    changed = [not stalled for stalled in episode.stalled()]
+    return [
+        index
+        for index, (action, ahead, moved) in enumerate(
+            zip(episode.actions, episode.aheads, changed)
+        )
+        if action == PICKUP and ahead == AHEAD_OBJECT and moved
+    ]
+
+
+def pickups(episodes: list["_Episode"]) -> dict[str, float | None]:
+    """Wrong pickups, and what the ahead head said in the states reached (module docstring)."""
+    rendered = [ep for ep in episodes if ep.render]
+    if not rendered:
+        return {}
+    wrong = {id(ep): wrong_pickups(ep) for ep in rendered}
+    metrics: dict[str, float | None] = {
+        "wrong_pickup_episodes": float(np.mean([bool(wrong[id(ep)]) for ep in rendered]))
+    }
+    if not any(ep.ahead_predicted for ep in rendered):
+        return metrics
+    pairs = [pair for ep in rendered for pair in zip(ep.ahead_predicted, ep.aheads)]
+    said = [ep.ahead_predicted[index] for ep in rendered for index in wrong[id(ep)]]
+    metrics["ahead_accuracy"] = float(np.mean([p == t for p, t in pairs]))
+    metrics["ahead_named_at_wrong_pickups"] = (
+        float(np.mean([c == AHEAD_NAMED for c in said])) if said else None
+    )
+    return metrics
+
+
 def episode_record(episode: "_Episode") -> dict:
     """One played episode as a JSON-ready row (`wam eval` writes one per line)."""
     record = {
@@ -242,6 +289,10 @@ def episode_record(episode: "_Episode") -> dict:
     if episode.render:
         record["stalled"] = episode.stalled()
         record["facing_blocker"] = list(episode.facing_blocker)
+        record["ahead"] = [int(c) for c in episode.aheads[: len(episode.actions)]]
+        record["wrong_pickups"] = wrong_pickups(episode)
+    if episode.ahead_predicted:
+        record["ahead_predicted"] = list(episode.ahead_predicted)
     if episode.target_on_named:
         record["target_on_named"] = list(episode.target_on_named)
         record["target_on_faced"] = list(episode.target_on_faced)
@@ -379,6 +430,8 @@ def play_wam(
             ep.facing_blocker.append(ep.aheads[-1] in BLOCKING_CLASSES)
             if "target_token" in out:
                 ep.note_target(int(out["target_token"][b]), patch_size)
+            if "ahead_class" in out:
+                ep.ahead_predicted.append(int(out["ahead_class"][b]))
             ep.step(out["actions"][b])
             if imagine:
                 imagined = out["imagined"][b]
@@ -400,6 +453,7 @@ def play_wam(
         **grounding(episodes),
         **shortest_paths(episodes),
         **blocker_forwards(episodes),
+        **pickups(episodes),
     }
     if imagine:
         metrics["video_psnr_by_step"] = [s / c for s, c in zip(psnr_sums, psnr_counts)]

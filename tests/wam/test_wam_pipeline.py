@@ -155,8 +155,13 @@ def test_wam_eval_writes_metrics(runs):
             "target_on_named",
             "target_on_faced",
             "facing_object",
+            "ahead",
+            "ahead_predicted",  # the smoke preset's ahead head
         ):
             assert len(row[key]) == row["length"], key
+    said = [p == t for row in rows for p, t in zip(row["ahead_predicted"], row["ahead"])]
+    assert metrics["ahead_accuracy"] == pytest.approx(np.mean(said))
+    assert metrics["wrong_pickup_episodes"] == np.mean([bool(row["wrong_pickups"]) for row in rows])
     table = runs[0] / "study.json"
     assert main(["summarize", "--out", str(table), str(runs[0] / "wam")]) == 0
     study = json.loads(table.read_text())

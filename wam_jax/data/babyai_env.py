@@ -54,7 +54,7 @@ NO_ACTION = -1  # in `actions` where a frame has no successor: an episode's last
 # What a noise step draws from: turning and moving, the actions that change the agent's pose.
 # (Picking up, dropping or toggling at random would change the level's objects.)
 NOISE_ACTIONS = (0, 1, 2)
-LEFT, RIGHT, FORWARD = 0, 1, 2
+LEFT, RIGHT, FORWARD, PICKUP = 0, 1, 2, 3
 EXPERTS = ("bot", "full_view")  # see the module docstring
 # What the cell in front of the agent holds (`ahead_class`), per frame in the data (1.6.0).
 AHEAD_CLASSES = ("free", "wall", "object", "named")
