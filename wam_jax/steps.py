@@ -33,7 +33,14 @@ import optax
 
 from genie_jax.train.state import TrainState
 from genie_jax.train.steps import Batch, Metrics, global_norm, video_to_unit
+from wam_jax.data.babyai_env import AHEAD_NAMED
 from wam_jax.masking import sample_wam_masks
+from wam_jax.mission_contrast import (
+    ahead_under_contrast,
+    contrast_windows,
+    names_another_object,
+    pickup_unlikelihood,
+)
 from wam_jax.pseudo_labels import inverse_query_masks, pseudo_actions
 from wam_jax.system import NO_LABEL, shift_into_slots
 
@@ -103,23 +110,29 @@ def wam_losses(
     pseudo_actions_BT: jax.Array | None = None,
     pseudo_label_weight: float = 0.0,
     policy_actions_BT: jax.Array | None = None,
+    swapped_B: jax.Array | None = None,
+    contrast_weight: float = 0.0,
 ) -> tuple[jax.Array, Metrics]:
-    """(loss, metrics) of one batch; see the module docstring for what counts."""
+    """(loss, metrics) of one batch; see the module docstring for what counts. `swapped_B`:
+    the windows read under another window's mission (`mission_contrast.py`)."""
     if policy_actions_BT is None:
         policy_actions_BT = actions_BT
     frames = actions_BT.shape[1]
     inside_BT = jnp.arange(frames)[None, :] < length_B[:, None]
     shown_BT = shown_so_far(video_hidden_BTN)
+    # The window's own mission: where the policy's and the target head's labels hold.
+    own_BT = jnp.ones_like(inside_BT) if swapped_B is None else ~swapped_B[:, None] & inside_BT
+    own_shown_BT = shown_BT & own_BT
     video = masked_ce(logits["video"], aux["tokens"], video_hidden_BTN & inside_BT[:, :, None])
     real_BT = shift_into_slots(actions_BT)
     action = masked_ce(logits["actions"], real_BT, slots_hidden_BT & (real_BT >= 0) & inside_BT)
     policy = masked_ce(
-        logits["next_actions"], policy_actions_BT, shown_BT & (policy_actions_BT >= 0)
+        logits["next_actions"], policy_actions_BT, own_shown_BT & (policy_actions_BT >= 0)
     )
     action_ce = slot_loss_weight * action["ce"] + policy_loss_weight * policy["ce"]
     pseudo = None
     if pseudo_actions_BT is not None:
-        pseudo_known_BT = shown_BT & (pseudo_actions_BT >= 0) & (actions_BT < 0)
+        pseudo_known_BT = own_shown_BT & (pseudo_actions_BT >= 0) & (actions_BT < 0)
         pseudo = masked_ce(logits["next_actions"], pseudo_actions_BT, pseudo_known_BT)
         action_ce = action_ce + pseudo_label_weight * pseudo["ce"]
     loss = video_loss_weight * video["ce"] + action_loss_weight * action_ce
@@ -142,15 +155,27 @@ def wam_losses(
     if "targets" in logits:
         if targets_BTN is None:
             raise ValueError("the WAM has a target head but the batch has no `targets`")
-        target = pointer_ce(logits["targets"], targets_BTN, inside_BT)
+        target = pointer_ce(logits["targets"], targets_BTN, inside_BT & own_BT)
         loss = loss + target_loss_weight * target["ce"]
         metrics.update(target_ce=target["ce"], target_accuracy=target["accuracy"])
     if "ahead" in logits:
         if ahead_BT is None:
             raise ValueError("the WAM has an ahead head but the batch has no `ahead`")
-        ahead = masked_ce(logits["ahead"], ahead_BT, shown_BT & inside_BT)
+        said_BT = ahead_BT if swapped_B is None else ahead_under_contrast(ahead_BT, swapped_B)
+        ahead = masked_ce(logits["ahead"], said_BT, shown_BT & inside_BT & (said_BT >= 0))
         loss = loss + ahead_loss_weight * ahead["ce"]
         metrics.update(ahead_ce=ahead["ce"], ahead_accuracy=ahead["accuracy"])
+    if swapped_B is not None:
+        if ahead_BT is None:
+            raise ValueError("mission contrast needs the batch's `ahead` (data 1.6.0)")
+        faced_named_BT = shown_BT & inside_BT & swapped_B[:, None] & (ahead_BT == AHEAD_NAMED)
+        contrast = pickup_unlikelihood(logits["next_actions"], faced_named_BT)
+        loss = loss + contrast_weight * contrast["loss"]
+        metrics.update(
+            contrast_pickup_prob=contrast["pickup_prob"],
+            contrast_examples=contrast["count"],
+            contrast_windows=jnp.sum(swapped_B),
+        )
     if "latent_actions" in logits:
         latent_BT = aux["latent_actions"]  # the LAM labels padding too: keep real transitions
         before_last_BT = jnp.arange(frames)[None, :] < length_B[:, None] - 1
@@ -161,7 +186,9 @@ def wam_losses(
             slots_hidden_BT & (latent_slots_BT >= 0) & inside_BT,
         )
         latent_policy = masked_ce(
-            logits["next_latent_actions"], latent_BT, shown_BT & (latent_BT >= 0) & before_last_BT
+            logits["next_latent_actions"],
+            latent_BT,
+            own_shown_BT & (latent_BT >= 0) & before_last_BT,
         )
         latent_ce = slot_loss_weight * latent["ce"] + policy_loss_weight * latent_policy["ce"]
         loss = loss + action_loss_weight * latent_ce
@@ -205,8 +232,15 @@ def wam_train_step(
     ahead_loss_weight: float = 0.0,
     pseudo_label_weight: float = 0.0,
     pseudo_label_threshold: float = 0.9,
+    mission_contrast_share: float = 0.0,
+    mission_contrast_weight: float = 1.0,
+    object_word_ids: tuple[tuple[int, ...], tuple[int, ...]] = ((), ()),
 ) -> tuple[TrainState, Metrics]:
+    """One optimizer step. `mission_contrast_share` > 0: about that share of the windows read
+    another window's mission (`mission_contrast.py`; `object_word_ids`: the vocabulary's
+    colour and object-type word ids)."""
     words_BL, video_BTHWC, actions_BT, length_B = _inputs(batch)
+    own_words_BL = words_BL
     pseudo_kwargs = {}
     if pseudo_label_weight > 0:
         # The model before this step names the unlabelled clips' actions (no gradient).
@@ -224,8 +258,15 @@ def wam_train_step(
             ),
             "pseudo_label_weight": pseudo_label_weight,
         }
+    step_rng = jax.random.fold_in(rng, state.step)
+    contrast_kwargs = {}
+    if mission_contrast_share > 0:
+        words_BL, swapped_B = contrast_windows(
+            jax.random.fold_in(step_rng, 1), own_words_BL, mission_contrast_share, *object_word_ids
+        )
+        contrast_kwargs = {"swapped_B": swapped_B, "contrast_weight": mission_contrast_weight}
     masks = sample_wam_masks(
-        jax.random.fold_in(rng, state.step),
+        step_rng,
         length_B,
         num_frames=actions_BT.shape[1],
         num_tokens=num_tokens,
@@ -259,6 +300,7 @@ def wam_train_step(
             policy_loss_weight=policy_loss_weight,
             **_batch_kwargs(batch, target_loss_weight, ahead_loss_weight),
             **pseudo_kwargs,
+            **contrast_kwargs,
         )
         return loss, (metrics, model_state)
 
@@ -288,6 +330,7 @@ def wam_eval_step(
     target_loss_weight: float = 0.0,
     ahead_loss_weight: float = 0.0,
     pseudo_label_threshold: float = 0.9,
+    object_word_ids: tuple[tuple[int, ...], tuple[int, ...]] = ((), ()),
 ) -> Metrics:
     """Losses under fixed masks, one per use of the model: policy (the last frame of each clip
     and its slot hidden; the policy head's a_t at every earlier frame), world model (the last
@@ -296,6 +339,12 @@ def wam_eval_step(
     `policy_other_instruction_*`: the policy query with each clip given the next clip's
     instruction (the batch rolled by one). A policy that follows its instruction loses
     accuracy there; one that ignores it scores the same as with its own.
+
+    `named_pickup_prob` (with a batch's `ahead` and `object_word_ids`): the policy's mean
+    p(PICKUP) at the frames where the agent faces the object its mission names, and
+    `named_pickup_prob_other_instruction` the same frames under the rolled instruction, on
+    the clips whose rolled instruction names another object: there PICKUP is wrong, so a
+    policy that reads its mission keeps the first high and the second low.
 
     `pseudo_label_share` / `pseudo_label_accuracy`: of the transitions inside the episodes,
     the share the inverse query names with probability >= `pseudo_label_threshold` (what
@@ -349,6 +398,20 @@ def wam_eval_step(
             metrics.update(
                 inverse_action_accuracy=m["action_accuracy"], inverse_action_ce=m["action_ce"]
             )
+        if name.startswith("policy") and "ahead" in batch and object_word_ids[1]:
+            rows_B = jnp.ones_like(length_B, dtype=bool)
+            if name == "policy_other_instruction":
+                rows_B = names_another_object(words_BL, other_words_BL, *object_word_ids)
+            faced_named_BT = (
+                shown_so_far(video_hidden)
+                & (jnp.arange(frames)[None, :] < length_B[:, None])
+                & (batch["ahead"] == AHEAD_NAMED)
+                & rows_B[:, None]
+            )
+            key = name.replace("policy", "named_pickup_prob", 1)
+            metrics[key] = pickup_unlikelihood(logits["next_actions"], faced_named_BT)[
+                "pickup_prob"
+            ]
             metrics.update(
                 _pseudo_label_quality(logits, actions_BT, length_B, pseudo_label_threshold)
             )

@@ -109,6 +109,7 @@ def task_for_system(
     eval_operations: tuple | None = None,
     pretrained: dict | None = None,
     train_source_view=None,
+    object_word_ids: tuple[tuple[int, ...], tuple[int, ...]] = ((), ()),
 ) -> Task:
     """The WAM's steps, example inputs and frozen parts for `system` (the loss settings of
     `config.wam`: joint training or behaviour cloning)."""
@@ -143,6 +144,23 @@ def task_for_system(
         )
     if every_label_known(section):
         pseudo_weight = 0.0  # every action is known: the extra inverse pass could name none
+    contrast_share = section.get("mission_contrast_share", 0.0)
+    contrast_weight = section.get("mission_contrast_weight", 1.0)
+    if not 0.0 <= contrast_share <= 1.0 or contrast_weight < 0:
+        raise ConfigError(
+            f"config.wam.mission_contrast_share={contrast_share} must be in [0, 1] and "
+            f"mission_contrast_weight={contrast_weight} >= 0"
+        )
+    if contrast_share > 0 and not system.wam_config.ahead_head:
+        raise ConfigError(
+            "config.wam.mission_contrast_share > 0 needs config.wam.model.ahead_head: the "
+            "contrast's labels are the cell-ahead classes the ahead head's data carries"
+        )
+    if contrast_share > 0 and not object_word_ids[1]:
+        raise ConfigError(
+            "config.wam.mission_contrast_share > 0, but the vocabulary names no object type "
+            "(ball, box, key, door): no two missions can be told apart"
+        )
     num_tokens = system.tokenizer_config.num_tokens
     size = config.frame_size
     frames = config.clip_len
@@ -172,6 +190,9 @@ def task_for_system(
             ahead_loss_weight=ahead_weight,
             pseudo_label_weight=pseudo_weight,
             pseudo_label_threshold=pseudo_threshold,
+            mission_contrast_share=contrast_share,
+            mission_contrast_weight=contrast_weight,
+            object_word_ids=object_word_ids,
         ),
         eval_step=functools.partial(
             wam_eval_step,
@@ -183,6 +204,7 @@ def task_for_system(
             target_loss_weight=target_weight,
             ahead_loss_weight=ahead_weight,
             pseudo_label_threshold=pseudo_threshold,
+            object_word_ids=object_word_ids,
         ),
         section=section,
         frozen=("tokenizer", "lam") if system.lam_config is not None else ("tokenizer",),
@@ -382,6 +404,7 @@ def wam_task(
         eval_operations=(WAMRecord(vocab, max_words, patch_size=patch_size, ahead=ahead),),
         pretrained=pretrained,
         train_source_view=view,
+        object_word_ids=vocab.object_word_ids(),
     )
     return task, vocab
 

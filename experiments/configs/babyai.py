@@ -152,6 +152,12 @@ def get_config(variant: str = "smoke") -> ml_collections.ConfigDict:
         # label_fraction 1, where no action is unknown). 0: off.
         pseudo_label_weight=0.0,
         pseudo_label_threshold=0.9,
+        # > 0: about this share of the windows of a batch read another window's mission (one
+        # naming another object); their policy learns only that PICKUP is wrong where the
+        # agent faces its own mission's object (`wam_jax/mission_contrast.py`, needs
+        # `model.ahead_head`), at `mission_contrast_weight`. 0: off.
+        mission_contrast_share=0.0,
+        mission_contrast_weight=1.0,
         # A `wam label` file: a frozen WAM's inverse-dynamics actions for every training
         # window, read where the real actions are hidden (the VPT route; BC then learns from
         # real and named actions alike, `wam_jax/labelling.py`). "": hidden actions stay

@@ -18,6 +18,10 @@ from genie_jax.train.workdir import workdir_path
 
 PAD_ID = 0
 _WORD = re.compile(r"[a-z0-9]+")
+# The words BabyAI missions name an object with (minigrid's COLOR_NAMES and the object
+# types a mission can name).
+OBJECT_COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
+OBJECT_TYPES = ("ball", "box", "key", "door")
 
 
 class UnknownWordError(ValueError):
@@ -42,6 +46,13 @@ class Vocabulary:
     def __len__(self) -> int:
         """Ids in use, padding included: the embedding table's size."""
         return len(self.words) + 1
+
+    def object_word_ids(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(colour ids, object-type ids) among this vocabulary's words: what a mission says
+        of the object it names (`wam_jax/mission_contrast.py`)."""
+        colors = tuple(self._ids[w] for w in OBJECT_COLORS if w in self._ids)
+        types = tuple(self._ids[w] for w in OBJECT_TYPES if w in self._ids)
+        return colors, types
 
     def encode(self, mission: str | bytes, max_words: int) -> np.ndarray:
         """Word ids [max_words], padded with PAD_ID."""
