@@ -248,6 +248,20 @@ def test_stage_needs_its_runs(data_dir, tmp_path):
             _config(data_dir, tokenizer_workdir="t", **{"wam.policy_loss_weight": -1.0}),
             tmp_path / "neg",
         )
+    with pytest.raises(ConfigError, match="mission_contrast_share=1.5 must be in"):
+        wam_task(
+            _config(data_dir, tokenizer_workdir="t", **{"wam.mission_contrast_share": 1.5}),
+            tmp_path / "mc",
+        )
+    no_ahead = {"wam.mission_contrast_share": 0.25, "wam.model.ahead_head": False}
+    with pytest.raises(ConfigError, match="needs config.wam.model.ahead_head"):
+        wam_task(_config(data_dir, tokenizer_workdir="t", **no_ahead), tmp_path / "mca")
+    # GoToLocal missions name objects by colour and type too: the contrast is set up.
+    contrast = {"wam.mission_contrast_share": 0.25}
+    task, vocab = wam_task(_config(data_dir, tokenizer_workdir="t", **contrast), tmp_path / "mc2")
+    assert task.train_step.keywords["mission_contrast_share"] == 0.25
+    assert task.train_step.keywords["object_word_ids"] == vocab.object_word_ids()
+    assert vocab.object_word_ids()[1]  # the data's missions name object types
 
 
 def test_joint_and_bc_runs_can_start_from_another_wam_run(data_dir, tmp_path):
